@@ -1,0 +1,79 @@
+package tokensender_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+)
+
+func TestMessage_Wire(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  tokensender.Message
+		want string
+	}{
+		{
+			name: "python json.dumps spacing and key order",
+			msg:  tokensender.Message{AccessToken: "I0.abc", RefreshToken: "xyz@", ExpiresAt: 1762984855},
+			want: `{"access_token": "I0.abc", "refresh_token": "xyz@", "expires_at": 1762984855}`,
+		},
+		{
+			name: "escapes like ensure_ascii",
+			msg:  tokensender.Message{AccessToken: "a\"b\\c\n<&>\x7f", RefreshToken: "é😀", ExpiresAt: 0},
+			want: `{"access_token": "a\"b\\c\n<&>\u007f", "refresh_token": "\u00e9\ud83d\ude00", "expires_at": 0}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(tt.msg.Wire())
+			if got != tt.want {
+				t.Fatalf("Wire() =\n%s\nwant\n%s", got, tt.want)
+			}
+			var back struct {
+				AccessToken  string `json:"access_token"`
+				RefreshToken string `json:"refresh_token"`
+				ExpiresAt    int64  `json:"expires_at"`
+			}
+			if err := json.Unmarshal([]byte(got), &back); err != nil {
+				t.Fatalf("Wire() is not valid JSON: %v", err)
+			}
+			if back.AccessToken != tt.msg.AccessToken || back.RefreshToken != tt.msg.RefreshToken || back.ExpiresAt != tt.msg.ExpiresAt {
+				t.Fatalf("round trip = %+v, want %+v", back, tt.msg)
+			}
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	long := "I0.b2F1dGgyLmJkYy5zY2h3YWIuY29tA3c0aGVyZWlzYXZlcnlsb25ndG9rZW4@"
+	got := tokensender.Redact(long)
+	if got != "I0.b2F1d..." {
+		t.Errorf("Redact(long) = %q", got)
+	}
+	if strings.Contains(got, long[8:]) {
+		t.Errorf("Redact leaks more than a prefix: %q", got)
+	}
+	if got := tokensender.Redact("abc"); got != "..." {
+		t.Errorf("Redact(short) = %q, want only the ellipsis", got)
+	}
+	if got := tokensender.Redact(""); got != "(empty)" {
+		t.Errorf("Redact(empty) = %q", got)
+	}
+}
+
+func TestToken_Expired(t *testing.T) {
+	at := time.Unix(1762984855, 0)
+	tok := tokensender.Token{ExpiresAt: at}
+	if tok.Expired(at.Add(-time.Second)) {
+		t.Error("expired one second early")
+	}
+	if !tok.Expired(at) {
+		t.Error("not expired at expires_at")
+	}
+	if got := tok.Message().ExpiresAt; got != 1762984855 {
+		t.Errorf("Message().ExpiresAt = %d", got)
+	}
+}
