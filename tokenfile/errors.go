@@ -1,0 +1,50 @@
+package tokenfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+// ErrNotFound is matched (errors.Is) by the error Load returns when the token
+// file does not exist. The caller tells the operator to run login.
+var ErrNotFound = errors.New("token file not found")
+
+// ErrInvalid is matched (errors.Is) by the errors Load and Parse return when
+// the file exists but its content is not a usable token file (malformed JSON,
+// wrong types, no refresh token). Fixing it needs a person: edit the file or
+// run login.
+var ErrInvalid = errors.New("invalid token file")
+
+// fileError is a one-line message for the operator that still matches a
+// sentinel (kind) and unwraps to the underlying cause.
+type fileError struct {
+	msg  string
+	kind error // ErrNotFound, ErrInvalid or nil
+	err  error // underlying cause, may be nil
+}
+
+func (e *fileError) Error() string { return e.msg }
+
+func (e *fileError) Is(target error) bool { return e.kind != nil && target == e.kind }
+
+func (e *fileError) Unwrap() error { return e.err }
+
+// reason is the short cause of an OS error ("permission denied", "no space
+// left on device") without the operation and path that the message already
+// names.
+func reason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err.Error()
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err.Error()
+	}
+	return err.Error()
+}
