@@ -1,0 +1,259 @@
+// Package daemon runs the refresh loop: refresh the access token before it
+// expires, save it to the token file, push it to the trading bot, and sleep
+// until the next refresh is due. Failures are retried with backoff so that
+// the bot never holds an expired token while Schwab answers at all.
+//
+// The loop talks to the outside world through three small interfaces
+// (Refresher, Store, Deliverer) so its scheduling can be tested on a fake
+// clock with testing/synctest.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/logging"
+)
+
+// Refresher exchanges a refresh token for a new token set (Schwab's token
+// endpoint).
+type Refresher interface {
+	Refresh(ctx context.Context, refreshToken string) (tokensender.Token, error)
+}
+
+// Store is the token file shared with other processes.
+type Store interface {
+	// Lock takes the cross-process lock that serialises read-modify-write
+	// cycles on the file.
+	Lock(ctx context.Context) (unlock func() error, err error)
+	// Load reads and validates the token file.
+	Load() (tokensender.Token, error)
+	// Save records a freshly refreshed token, replacing the file atomically.
+	Save(tok tokensender.Token, now time.Time) error
+}
+
+// Deliverer pushes a token to the trading bot(s). Deliver returns once the
+// first attempt to each bot has finished (and been logged); retries may go
+// on in the background until ctx is cancelled. wait blocks until they end.
+type Deliverer interface {
+	Deliver(ctx context.Context, msg tokensender.Message) (wait func())
+}
+
+// Classifier tells whether a refresh error means the refresh token is no
+// longer accepted (a new browser login is needed), and how long the server
+// asked us to wait before retrying.
+type Classifier func(err error) (relogin bool, retryAfter time.Duration)
+
+// Daemon is the refresh loop. Set the exported fields, then call Run.
+type Daemon struct {
+	Refresher Refresher
+	Store     Store
+	Deliverer Deliverer
+	Classify  Classifier
+	Logger    *slog.Logger
+
+	// Interval between regular refreshes (the seed's 25 minutes).
+	Interval time.Duration
+	// Backoff between retries of transient failures.
+	Backoff Backoff
+	// MaxCycles stops the loop after that many refresh attempts (0: run
+	// until the context is cancelled). The demo uses it.
+	MaxCycles int
+	// RefreshNow, when it receives, starts a refresh at once (SIGUSR1).
+	RefreshNow <-chan struct{}
+	// Now is the wall clock; nil means time.Now.
+	Now func() time.Time
+	// Settings are printed after the start banner, one "Name: value" line
+	// each, in order (socket path, token file, app config).
+	Settings [][2]string
+
+	held      tokensender.Token // the newest token we know to be good
+	failures  int               // consecutive failed refreshes
+	deliveryC context.CancelFunc
+	inflight  sync.WaitGroup // background delivery retries
+}
+
+// wallClockCheck bounds every wait: timers do not advance while a machine
+// is suspended, so the loop re-reads the wall clock at least this often.
+const wallClockCheck = time.Minute
+
+// Run loads the token file, then refreshes at once and keeps refreshing
+// until ctx is cancelled. A refresh in progress when ctx is cancelled is
+// abandoned before its file write starts, never during it. Run returns nil
+// on a clean shutdown and an error only when it cannot start.
+func (d *Daemon) Run(ctx context.Context) error {
+	tok, err := d.Store.Load()
+	if err != nil {
+		return err
+	}
+	d.held = tok
+	d.banner("Token Refresh Sender Initialized")
+	d.banner("Token Refresh Sender Started")
+	d.Logger.Info("Refresh interval: " + tokensender.HumanDuration(d.Interval))
+	for _, s := range d.Settings {
+		d.Logger.Info(s[0] + ": " + s[1])
+	}
+	defer d.stop()
+
+	next := d.now()
+	for cycle := 1; d.MaxCycles == 0 || cycle <= d.MaxCycles; cycle++ {
+		if !d.waitUntil(ctx, next) {
+			return nil
+		}
+		d.Logger.Info("")
+		d.Logger.Info(fmt.Sprintf("--- Refresh Cycle %d ---", cycle))
+		next = d.cycle(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// cycle makes one refresh attempt and returns when the next one is due.
+func (d *Daemon) cycle(ctx context.Context) time.Time {
+	d.Logger.Info("Refreshing OAuth token...")
+	tok, err := d.refresh(ctx)
+	now := d.now()
+	if ctx.Err() != nil {
+		return now
+	}
+	if err != nil {
+		return d.failed(err, now)
+	}
+	if d.failures > 0 {
+		d.Logger.Info(fmt.Sprintf("Token refresh recovered after %d failed attempt(s)", d.failures))
+	}
+	d.failures = 0
+	d.held = tok
+	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(tok.ExpiresAt.Sub(now))))
+	d.deliver(ctx, tok)
+	next := NextRefresh(now, tok, d.Interval)
+	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
+	return next
+}
+
+// refresh holds the token-file lock across read, refresh and write, so no
+// other process refreshes with the same refresh token in between.
+func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
+	unlock, err := d.Store.Lock(ctx)
+	if err != nil {
+		return tokensender.Token{}, fmt.Errorf("lock token file: %w", err)
+	}
+	defer func() {
+		if err := unlock(); err != nil {
+			d.Logger.Warn("Could not release the token file lock: " + err.Error())
+		}
+	}()
+
+	fromFile, loadErr := d.Store.Load()
+	current := d.held
+	if loadErr != nil {
+		// Never overwrite a file we could not parse; keep working from
+		// the last good token in memory.
+		d.Logger.Error(loadErr.Error() + " (keeping the last good token in memory; the file will not be overwritten)")
+	} else {
+		current = fromFile
+	}
+
+	tok, err := d.Refresher.Refresh(ctx, current.RefreshToken)
+	if err != nil {
+		return tokensender.Token{}, err
+	}
+	if loadErr == nil {
+		if err := d.Store.Save(tok, d.now()); err != nil {
+			// The token is good: the bot still gets it, and the next cycle
+			// writes the file again.
+			d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
+		}
+	}
+	return tok, nil
+}
+
+// failed logs a refresh failure and decides when to try again.
+func (d *Daemon) failed(err error, now time.Time) time.Time {
+	d.failures++
+	relogin, retryAfter := false, time.Duration(0)
+	if d.Classify != nil {
+		relogin, retryAfter = d.Classify(err)
+	}
+	d.Logger.Error("Token refresh failed: " + err.Error())
+	if relogin {
+		next := now.Add(d.Backoff.Max)
+		d.Logger.Error(fmt.Sprintf("The refresh token is no longer accepted: run `token-refresh-sender login` to sign in again. Next attempt at %s (%s)",
+			next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
+		return next
+	}
+	next := NextRetry(now, d.Backoff.Delay(d.failures), retryAfter, d.held)
+	state := "the current access token is still valid until " + d.held.ExpiresAt.Format(logging.TimeLayout)
+	if d.held.Expired(now) {
+		state = "the current access token has expired"
+	}
+	d.Logger.Warn(fmt.Sprintf("Retrying at %s (in %s, attempt %d failed; %s)",
+		next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now)), d.failures, state))
+	return next
+}
+
+// deliver hands tok to the bot, superseding any delivery still retrying an
+// older token.
+func (d *Daemon) deliver(ctx context.Context, tok tokensender.Token) {
+	if d.Deliverer == nil {
+		return
+	}
+	if d.deliveryC != nil {
+		d.deliveryC()
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	d.deliveryC = cancel
+	wait := d.Deliverer.Deliver(dctx, tok.Message())
+	d.inflight.Go(wait)
+}
+
+// waitUntil blocks until the wall clock reaches next, a refresh is
+// requested, or ctx is done (then it returns false).
+func (d *Daemon) waitUntil(ctx context.Context, next time.Time) bool {
+	for {
+		// Round(0) drops the monotonic reading: after a suspend only the
+		// wall clock knows how much time really passed.
+		left := next.Round(0).Sub(d.now().Round(0))
+		if left <= 0 {
+			return true
+		}
+		t := time.NewTimer(min(left, wallClockCheck))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-d.RefreshNow:
+			t.Stop()
+			d.Logger.Info("Refresh requested (SIGUSR1)")
+			return true
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Daemon) stop() {
+	if d.deliveryC != nil {
+		d.deliveryC()
+	}
+	d.inflight.Wait()
+	d.banner("Token Refresh Sender Stopped")
+}
+
+func (d *Daemon) banner(title string) {
+	d.Logger.Info(logging.Banner)
+	d.Logger.Info(title)
+	d.Logger.Info(logging.Banner)
+}
+
+func (d *Daemon) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,424 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/daemon"
+	"github.com/schwabtools/token-refresh-sender/logging"
+)
+
+// fakeSchwab hands out tokens living `lifetime`, or the scripted errors first.
+type fakeSchwab struct {
+	mu       sync.Mutex
+	lifetime time.Duration
+	errs     []error // returned, in order, before tokens are issued again
+	seen     []string
+	n        int
+	now      func() time.Time // the daemon's clock, so tokens expire on it
+}
+
+func (f *fakeSchwab) Refresh(_ context.Context, refreshToken string) (tokensender.Token, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen = append(f.seen, refreshToken)
+	if len(f.errs) > 0 {
+		err := f.errs[0]
+		f.errs = f.errs[1:]
+		if err != nil {
+			return tokensender.Token{}, err
+		}
+	}
+	f.n++
+	now := time.Now()
+	if f.now != nil {
+		now = f.now()
+	}
+	now = now.Truncate(time.Second)
+	return tokensender.Token{
+		AccessToken:  fmt.Sprintf("access-%d", f.n),
+		RefreshToken: refreshToken,
+		ExpiresIn:    int64(f.lifetime / time.Second),
+		ExpiresAt:    now.Add(f.lifetime),
+	}, nil
+}
+
+// memStore is a token file in memory.
+type memStore struct {
+	mu      sync.Mutex
+	tok     tokensender.Token
+	loadErr error
+	saveErr error
+	saves   int
+}
+
+var _ daemon.Store = (*memStore)(nil)
+
+func (s *memStore) Lock(context.Context) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+func (s *memStore) Load() (tokensender.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tok, s.loadErr
+}
+
+func (s *memStore) Save(tok tokensender.Token, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.saveErr != nil {
+		return s.saveErr
+	}
+	s.saves++
+	s.tok = tok
+	return nil
+}
+
+// recorder is a bot that receives every message at once.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []tokensender.Message
+	at   []time.Time
+}
+
+func (r *recorder) Deliver(_ context.Context, msg tokensender.Message) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, msg)
+	r.at = append(r.at, time.Now())
+	return func() {}
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// messages returns the logged lines without their timestamps.
+func (b *syncBuffer) messages() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n") {
+		if i := strings.Index(line, "] "); i >= 0 {
+			line = line[i+2:]
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+var errRelogin = errors.New("HTTP 400: refresh_token_authentication_error: Failed refresh token authentication")
+
+type harness struct {
+	d      *daemon.Daemon
+	schwab *fakeSchwab
+	store  *memStore
+	bot    *recorder
+	log    *syncBuffer
+}
+
+func newHarness(lifetime, interval time.Duration) *harness {
+	h := &harness{
+		schwab: &fakeSchwab{lifetime: lifetime},
+		store: &memStore{tok: tokensender.Token{
+			AccessToken: "old-access", RefreshToken: "refresh-1",
+			ExpiresIn: int64(lifetime / time.Second), ExpiresAt: time.Now().Add(time.Minute),
+		}},
+		bot: &recorder{},
+		log: &syncBuffer{},
+	}
+	h.d = &daemon.Daemon{
+		Refresher: h.schwab,
+		Store:     h.store,
+		Deliverer: h.bot,
+		Classify: func(err error) (bool, time.Duration) {
+			return errors.Is(err, errRelogin), 0
+		},
+		Logger:   slog.New(logging.NewTextHandler(h.log, slog.LevelInfo)),
+		Interval: interval,
+		Backoff:  daemon.Backoff{Min: 2 * time.Second, Max: 2 * time.Minute, Jitter: func() float64 { return 0 }},
+		Settings: [][2]string{{"Socket path", "/tmp/bigbrother_token.sock"}},
+	}
+	return h
+}
+
+// start runs the daemon in the bubble and returns a stop function that
+// cancels it and waits for Run to return.
+func (h *harness) start(t *testing.T) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.d.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+	}
+}
+
+func TestDaemon_Run_logsTheSeedLinesInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		stop := h.start(t)
+		synctest.Wait()
+		stop()
+
+		want := []string{
+			"INFO: " + logging.Banner,
+			"INFO: Token Refresh Sender Initialized",
+			"INFO: " + logging.Banner,
+			"INFO: " + logging.Banner,
+			"INFO: Token Refresh Sender Started",
+			"INFO: " + logging.Banner,
+			"INFO: Refresh interval: 25 minutes",
+			"INFO: Socket path: /tmp/bigbrother_token.sock",
+			"INFO:",
+			"INFO: --- Refresh Cycle 1 ---",
+			"INFO: Refreshing OAuth token...",
+			"INFO: Token refreshed successfully (expires in 30 minutes)",
+			"INFO: Next refresh at 2000-01-01 00:25:00 (25 minutes)",
+			"INFO: " + logging.Banner,
+			"INFO: Token Refresh Sender Stopped",
+			"INFO: " + logging.Banner,
+		}
+		got := h.log.messages()
+		// The bubble's clock starts at 2000-01-01 00:00:00 UTC; show it in local time like the daemon.
+		want[12] = "INFO: Next refresh at " + time.Date(2000, 1, 1, 0, 25, 0, 0, time.UTC).Local().Format(logging.TimeLayout) + " (25 minutes)"
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("log lines:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if h.bot.count() != 1 || h.bot.msgs[0].AccessToken != "access-1" {
+			t.Errorf("bot got %+v, want access-1 once", h.bot.msgs)
+		}
+		if h.store.saves != 1 {
+			t.Errorf("saves = %d, want 1", h.store.saves)
+		}
+	})
+}
+
+func TestDaemon_Run_refreshesEveryInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		start := time.Now()
+		stop := h.start(t)
+		time.Sleep(2*time.Hour + time.Minute) // fake time: the bubble's clock only
+		synctest.Wait()
+		stop()
+
+		if n := h.bot.count(); n != 5 { // at 0, 25, 50, 75, 100 minutes
+			t.Fatalf("deliveries = %d, want 5", n)
+		}
+		for i, at := range h.bot.at {
+			if want := start.Add(time.Duration(i) * 25 * time.Minute); !at.Equal(want) {
+				t.Errorf("delivery %d at %v, want %v", i+1, at.Sub(start), want.Sub(start))
+			}
+		}
+	})
+}
+
+func TestDaemon_Run_shortTokensRefreshBeforeExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 10 s tokens with a 25 min interval: refresh a sixth of the
+		// lifetime before expiry, i.e. every 8.33 s, never letting it lapse.
+		h := newHarness(10*time.Second, 25*time.Minute)
+		stop := h.start(t)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		stop()
+		for i := 1; i < len(h.bot.at); i++ {
+			if gap := h.bot.at[i].Sub(h.bot.at[i-1]); gap >= 10*time.Second {
+				t.Errorf("gap between deliveries %d and %d is %v, token lives 10s", i, i+1, gap)
+			}
+		}
+		if n := h.bot.count(); n < 7 {
+			t.Errorf("deliveries = %d in a minute of 10 s tokens, want >= 7", n)
+		}
+	})
+}
+
+func TestDaemon_Run_retriesTransientFailuresWithBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.schwab.errs = []error{errors.New("HTTP 503"), errors.New("HTTP 503"), nil}
+		start := time.Now()
+		stop := h.start(t)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		stop()
+
+		if n := h.bot.count(); n != 1 {
+			t.Fatalf("deliveries = %d, want 1 after two failures", n)
+		}
+		if got := h.bot.at[0].Sub(start); got != 6*time.Second { // 2 s, then 4 s
+			t.Errorf("recovered after %v, want 6s (backoff 2s then 4s)", got)
+		}
+		log := strings.Join(h.log.messages(), "\n")
+		for _, want := range []string{
+			"ERROR: Token refresh failed: HTTP 503",
+			"in 2 seconds, attempt 1 failed; the current access token is still valid",
+			"in 4 seconds, attempt 2 failed",
+			"INFO: Token refresh recovered after 2 failed attempt(s)",
+		} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q:\n%s", want, log)
+			}
+		}
+	})
+}
+
+func TestDaemon_Run_reloginErrorStopsHammeringAndDeliversNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.schwab.errs = []error{errRelogin, errRelogin, errRelogin}
+		stop := h.start(t)
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		stop()
+
+		if n := len(h.schwab.seen); n != 3 { // at 0, 2 and 4 minutes
+			t.Errorf("refresh attempts in 5 minutes = %d, want 3 (one per retry-max)", n)
+		}
+		if n := h.bot.count(); n != 0 {
+			t.Errorf("bot got %d stale tokens, want none", n)
+		}
+		if log := strings.Join(h.log.messages(), "\n"); !strings.Contains(log, "run `token-refresh-sender login`") {
+			t.Errorf("log does not tell the operator to log in:\n%s", log)
+		}
+	})
+}
+
+func TestDaemon_Run_corruptFileKeepsTheTokenInMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		stop := h.start(t)
+		synctest.Wait()
+		h.store.mu.Lock()
+		h.store.loadErr = errors.New("token file x.json: malformed JSON at line 1, column 2")
+		h.store.mu.Unlock()
+		time.Sleep(25 * time.Minute)
+		synctest.Wait()
+		stop()
+
+		if n := h.bot.count(); n != 2 {
+			t.Fatalf("deliveries = %d, want 2", n)
+		}
+		if h.store.saves != 1 {
+			t.Errorf("saves = %d: the daemon wrote over a file it could not parse", h.store.saves)
+		}
+		if got := h.schwab.seen[1]; got != "refresh-1" {
+			t.Errorf("second refresh used %q, want the refresh token held in memory", got)
+		}
+	})
+}
+
+func TestDaemon_Run_saveFailureStillDelivers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.store.saveErr = errors.New("write configs/schwab_tokens.json: no space left on device")
+		stop := h.start(t)
+		synctest.Wait()
+		stop()
+		if n := h.bot.count(); n != 1 {
+			t.Errorf("deliveries = %d, want 1 despite the failed write", n)
+		}
+		if log := strings.Join(h.log.messages(), "\n"); !strings.Contains(log, "ERROR: Could not save the new token: write configs/schwab_tokens.json: no space left on device") {
+			t.Errorf("log lacks the save error:\n%s", log)
+		}
+	})
+}
+
+func TestDaemon_Run_refreshesAtOnceAfterSuspend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		var mu sync.Mutex
+		var suspended time.Duration
+		h.d.Now = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Now().Add(suspended)
+		}
+		h.schwab.now = h.d.Now
+		stop := h.start(t)
+		time.Sleep(3 * time.Minute)
+		// The laptop sleeps for two hours: timers stood still, the wall clock did not.
+		mu.Lock()
+		suspended = 2 * time.Hour
+		mu.Unlock()
+		before := time.Now()
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		stop()
+
+		if n := h.bot.count(); n != 2 {
+			t.Fatalf("deliveries = %d, want 2 (the second right after the resume)", n)
+		}
+		if lag := h.bot.at[1].Sub(before); lag > time.Minute {
+			t.Errorf("refreshed %v after the resume, want within a minute", lag)
+		}
+	})
+}
+
+func TestDaemon_Run_refreshNowChannel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		now := make(chan struct{})
+		h.d.RefreshNow = now
+		stop := h.start(t)
+		synctest.Wait()
+		now <- struct{}{}
+		synctest.Wait()
+		stop()
+		if n := h.bot.count(); n != 2 {
+			t.Errorf("deliveries = %d, want 2", n)
+		}
+	})
+}
+
+func TestDaemon_Run_stopsAfterMaxCycles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(10*time.Second, 7*time.Second)
+		h.d.MaxCycles = 3
+		if err := h.d.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.bot.count(); n != 3 {
+			t.Errorf("deliveries = %d, want 3", n)
+		}
+	})
+}
+
+func TestDaemon_Run_failsToStartWithoutATokenFile(t *testing.T) {
+	h := newHarness(30*time.Minute, 25*time.Minute)
+	h.store.loadErr = errors.New("Token file not found: configs/schwab_tokens.json")
+	if err := h.d.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "Token file not found") {
+		t.Errorf("Run = %v, want the load error", err)
+	}
+	if len(h.schwab.seen) != 0 {
+		t.Error("refreshed without a token file")
+	}
+}
