@@ -1,0 +1,441 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+)
+
+// Defaults for the zero values of Sender's fields.
+const (
+	DefaultDialTimeout = 5 * time.Second
+	DefaultAckTimeout  = 5 * time.Second
+	DefaultRetryDelay  = 5 * time.Second
+	DefaultAttempts    = 3
+)
+
+// maxAnswer is the most of the bot's answer that is read.
+const maxAnswer = 64
+
+// Sender delivers tokens to trading bots. Set the fields, then call Deliver;
+// do not change them while a delivery runs. A Sender must not be copied after
+// its first Deliver.
+type Sender struct {
+	Targets     []Address
+	Logger      *slog.Logger
+	DialTimeout time.Duration // connecting; default 5s
+	AckTimeout  time.Duration // writing the message and waiting for the answer; default 5s
+	RetryDelay  time.Duration // between attempts; default 5s
+	Attempts    int           // per target and token; default 3
+
+	mu         sync.Mutex
+	cancelPrev context.CancelCauseFunc
+}
+
+// Outcome is how delivering one token to one target ended.
+type Outcome int
+
+const (
+	// Delivered: the bot answered OK.
+	Delivered Outcome = iota
+	// DeliveredNoAck: the bot took the message and closed the connection
+	// without answering (the C++ TokenReceiver does this). Not resent.
+	DeliveredNoAck
+	// NotFound: the socket file does not exist, the bot is not running.
+	NotFound
+	// Failed: every attempt failed.
+	Failed
+	// Canceled: the context was cancelled, or a newer Deliver on the same
+	// Sender replaced this one, before the token got through.
+	Canceled
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case DeliveredNoAck:
+		return "delivered without acknowledgment"
+	case NotFound:
+		return "not found"
+	case Failed:
+		return "failed"
+	case Canceled:
+		return "canceled"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Result is the final word on one target.
+type Result struct {
+	Target   Address
+	Outcome  Outcome
+	Attempts int   // attempts started (0 if cancelled before the first)
+	Err      error // why it was not delivered; nil for Delivered and DeliveredNoAck
+}
+
+// Delivery is one token on its way to every target.
+type Delivery struct {
+	results []Result
+	done    chan struct{}
+}
+
+// Wait blocks until every target is finished, retries included, and returns
+// the results in Targets order.
+func (d *Delivery) Wait() []Result {
+	<-d.done
+	return append([]Result(nil), d.results...)
+}
+
+// Done is closed when every target is finished.
+func (d *Delivery) Done() <-chan struct{} { return d.done }
+
+// errSuperseded is the cancel cause when a newer Deliver replaces this one.
+var errSuperseded = errors.New("a newer token replaced it")
+
+// Deliver sends msg to every target concurrently. It returns once every target
+// has finished its first attempt, after logging those attempts in Targets
+// order; retries go on in the background and log as they happen. A new
+// Deliver on the same Sender stops the retries of the previous one, so an old
+// token never overwrites a newer one at the bot. Cancelling ctx stops
+// everything at once.
+func (s *Sender) Deliver(ctx context.Context, msg tokensender.Message) *Delivery {
+	ctx, cancel := context.WithCancelCause(ctx)
+	s.mu.Lock()
+	if s.cancelPrev != nil {
+		s.cancelPrev(errSuperseded)
+	}
+	s.cancelPrev = cancel
+	s.mu.Unlock()
+
+	cfg := s.config()
+	d := &Delivery{results: make([]Result, len(s.Targets)), done: make(chan struct{})}
+	first := make([]chan logLine, len(s.Targets))
+	firstLogged := make(chan struct{})
+	wire := msg.Wire()
+	var wg sync.WaitGroup
+	for i, target := range s.Targets {
+		first[i] = make(chan logLine, 1)
+		wg.Go(func() {
+			t := &targetRun{cfg: cfg, target: target, wire: wire, msg: msg, res: &d.results[i]}
+			t.res.Target = target
+			if len(s.Targets) > 1 {
+				t.suffix = " (" + target.String() + ")"
+			}
+			t.run(ctx, first[i], firstLogged)
+		})
+	}
+	for _, ch := range first {
+		cfg.log(<-ch)
+	}
+	close(firstLogged)
+	go func() {
+		wg.Wait()
+		cancel(context.Canceled) // release the context; no-op if already cancelled
+		close(d.done)
+	}()
+	return d
+}
+
+// config is a Sender's settings with defaults applied.
+type config struct {
+	logger                              *slog.Logger
+	dialTimeout, ackTimeout, retryDelay time.Duration
+	attempts                            int
+}
+
+func (s *Sender) config() config {
+	c := config{s.Logger, s.DialTimeout, s.AckTimeout, s.RetryDelay, s.Attempts}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.dialTimeout <= 0 {
+		c.dialTimeout = DefaultDialTimeout
+	}
+	if c.ackTimeout <= 0 {
+		c.ackTimeout = DefaultAckTimeout
+	}
+	if c.retryDelay < 0 {
+		c.retryDelay = 0
+	} else if c.retryDelay == 0 {
+		c.retryDelay = DefaultRetryDelay
+	}
+	if c.attempts <= 0 {
+		c.attempts = DefaultAttempts
+	}
+	return c
+}
+
+type logLine struct {
+	level slog.Level
+	msg   string
+}
+
+func (c config) log(l logLine) {
+	c.logger.Log(context.Background(), l.level, l.msg)
+}
+
+// targetRun is the delivery of one token to one target.
+type targetRun struct {
+	cfg    config
+	target Address
+	wire   []byte
+	msg    tokensender.Message
+	suffix string
+	res    *Result
+}
+
+// run makes up to cfg.attempts attempts. The first attempt's log line goes to
+// first; later lines are logged directly, but only after firstLogged is
+// closed so they never come before the first-attempt lines.
+func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <-chan struct{}) {
+	emit := func(l logLine) {
+		if first != nil {
+			first <- l
+			first = nil
+			return
+		}
+		<-firstLogged
+		t.cfg.log(l)
+	}
+	n := t.cfg.attempts
+	for i := 1; ; i++ {
+		if ctx.Err() != nil {
+			emit(t.canceled(ctx, i-1))
+			return
+		}
+		t.res.Attempts = i
+		r := t.attempt(ctx)
+		switch r.kind {
+		case delivered:
+			t.res.Outcome, t.res.Err = Delivered, nil
+			emit(logLine{slog.LevelInfo, "Token successfully sent to trading bot" + t.suffix})
+			return
+		case deliveredNoAck:
+			t.res.Outcome, t.res.Err = DeliveredNoAck, nil
+			emit(logLine{slog.LevelWarn, "Token sent to trading bot, but the bot sent no acknowledgment (connection closed without OK)" + t.suffix})
+			return
+		case notFound:
+			t.res.Outcome = NotFound
+			t.res.Err = r.err
+			emit(logLine{slog.LevelWarn, "Bot socket not found - trading bot may not be running" + t.suffix})
+			return
+		case canceled:
+			emit(t.canceled(ctx, i))
+			return
+		}
+		t.res.Err = r.err
+		if i >= n {
+			t.res.Outcome = Failed
+			emit(logLine{slog.LevelError, fmt.Sprintf("Failed to send token to trading bot after %s: %s%s",
+				plural(n, "attempt"), r.err, t.suffix)})
+			return
+		}
+		retry := "retrying in " + words(t.cfg.retryDelay)
+		if r.kind == badAnswer {
+			emit(logLine{slog.LevelWarn, fmt.Sprintf("Trading bot answered %s instead of OK (attempt %d/%d); %s%s",
+				r.answer, i, n, retry, t.suffix)})
+		} else {
+			emit(logLine{slog.LevelWarn, fmt.Sprintf("Could not send token to trading bot (attempt %d/%d): %s; %s%s",
+				i, n, r.err, retry, t.suffix)})
+		}
+		timer := time.NewTimer(t.cfg.retryDelay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			emit(t.canceled(ctx, i))
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// canceled records and words a delivery stopped by ctx after done attempts.
+func (t *targetRun) canceled(ctx context.Context, done int) logLine {
+	cause := context.Cause(ctx)
+	t.res.Outcome = Canceled
+	t.res.Attempts = done
+	t.res.Err = cause
+	level := slog.LevelWarn
+	if errors.Is(cause, errSuperseded) {
+		level = slog.LevelInfo
+	}
+	return logLine{level, fmt.Sprintf("Stopped sending token to trading bot after %d of %s: %s%s",
+		done, plural(t.cfg.attempts, "attempt"), cause, t.suffix)}
+}
+
+type attemptKind int
+
+const (
+	delivered attemptKind = iota
+	deliveredNoAck
+	notFound
+	retryable
+	badAnswer
+	canceled
+)
+
+type attemptResult struct {
+	kind   attemptKind
+	answer string // quoted, sanitized answer for badAnswer
+	err    error  // short reason, never containing token data
+}
+
+// attempt makes one connection and classifies how it went.
+func (t *targetRun) attempt(ctx context.Context) attemptResult {
+	d := net.Dialer{Timeout: t.cfg.dialTimeout}
+	conn, err := d.DialContext(ctx, t.target.Network, t.target.Addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return attemptResult{kind: canceled}
+		}
+		if t.target.Network == "unix" && errors.Is(err, syscall.ENOENT) {
+			return attemptResult{kind: notFound, err: fmt.Errorf("socket %s does not exist", t.target.Addr)}
+		}
+		if isTimeout(err) {
+			return attemptResult{kind: retryable, err: fmt.Errorf("could not connect within %s", words(t.cfg.dialTimeout))}
+		}
+		return attemptResult{kind: retryable, err: reason(err)}
+	}
+	defer conn.Close()
+
+	if err := conn.SetDeadline(time.Now().Add(t.cfg.ackTimeout)); err != nil {
+		return attemptResult{kind: retryable, err: reason(err)}
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if _, err := conn.Write(t.wire); err != nil {
+		if ctx.Err() != nil {
+			return attemptResult{kind: canceled}
+		}
+		if isTimeout(err) {
+			return attemptResult{kind: retryable, err: fmt.Errorf("the bot did not take the message within %s", words(t.cfg.ackTimeout))}
+		}
+		return attemptResult{kind: retryable, err: reason(err)}
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			return attemptResult{kind: retryable, err: reason(err)}
+		}
+	}
+
+	answer, err := readAnswer(conn)
+	if ctx.Err() != nil {
+		return attemptResult{kind: canceled}
+	}
+	if len(answer) == 0 {
+		switch {
+		case err == nil:
+			return attemptResult{kind: deliveredNoAck}
+		case isTimeout(err):
+			return attemptResult{kind: retryable, err: fmt.Errorf("no answer within %s", words(t.cfg.ackTimeout))}
+		default:
+			return attemptResult{kind: retryable, err: reason(err)}
+		}
+	}
+	// Whatever came before an error (a reset after "ERROR", a bot that
+	// answers and keeps the connection open) is still the bot's answer.
+	if string(bytes.TrimSpace(answer)) == "OK" {
+		return attemptResult{kind: delivered}
+	}
+	q := strconv.Quote(t.sanitize(answer))
+	return attemptResult{kind: badAnswer, answer: q, err: fmt.Errorf("trading bot answered %s instead of OK", q)}
+}
+
+// readAnswer reads up to maxAnswer bytes until EOF. err is nil on EOF.
+func readAnswer(r io.Reader) ([]byte, error) {
+	buf := make([]byte, 0, maxAnswer)
+	for len(buf) < maxAnswer {
+		n, err := r.Read(buf[len(buf):maxAnswer])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// sanitize makes the bot's answer safe to log: printable ASCII only, and
+// withheld entirely if it repeats any part of the token.
+func (t *targetRun) sanitize(answer []byte) string {
+	s := strings.Map(func(r rune) rune {
+		if r < ' ' || r > '~' {
+			return '?'
+		}
+		return r
+	}, string(bytes.TrimSpace(answer)))
+	const window = 12
+	for _, secret := range []string{t.msg.AccessToken, t.msg.RefreshToken} {
+		for i := 0; i+window <= len(answer); i++ {
+			if strings.Contains(secret, string(answer[i:i+window])) {
+				return "(answer withheld: it repeats part of the token)"
+			}
+		}
+	}
+	return s
+}
+
+// reason turns a network error into a short phrase: the system error text
+// ("connection refused") when there is one, without the "dial unix ..."
+// prefix that repeats the address.
+func reason(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// words writes a duration the way the logs say it: "5 seconds", "1 second",
+// "500 ms", "1.5 seconds", "2 minutes", "1 hour".
+func words(d time.Duration) string {
+	switch {
+	case d < time.Second && d%time.Millisecond == 0:
+		return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
+	case d < time.Second:
+		return d.String()
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return plural(int(d/time.Minute), "minute")
+	case d%time.Second == 0:
+		return plural(int(d/time.Second), "second")
+	default:
+		return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " seconds"
+	}
+}
