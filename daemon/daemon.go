@@ -114,6 +114,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
+// Once makes a single refresh outside the loop (the `refresh` command): it
+// saves the new token, delivers it, and waits until every delivery has
+// finished, retries included.
+func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
+	held, err := d.Store.Load()
+	if err != nil {
+		return tokensender.Token{}, err
+	}
+	d.held = held
+	d.Logger.Info("Refreshing OAuth token...")
+	tok, err := d.refresh(ctx)
+	if err != nil {
+		d.logFailure(err)
+		return tokensender.Token{}, err
+	}
+	d.refreshed(tok, d.now())
+	d.deliver(ctx, tok)
+	d.inflight.Wait()
+	return tok, nil
+}
+
 // cycle makes one refresh attempt and returns when the next one is due.
 func (d *Daemon) cycle(ctx context.Context) time.Time {
 	d.Logger.Info("Refreshing OAuth token...")
@@ -129,8 +150,7 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 		d.Logger.Info(fmt.Sprintf("Token refresh recovered after %d failed attempt(s)", d.failures))
 	}
 	d.failures = 0
-	d.held = tok
-	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(tok.ExpiresAt.Sub(now))))
+	d.refreshed(tok, now)
 	d.deliver(ctx, tok)
 	next := NextRefresh(now, tok, d.Interval)
 	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
@@ -174,17 +194,33 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
 	return tok, nil
 }
 
-// failed logs a refresh failure and decides when to try again.
-func (d *Daemon) failed(err error, now time.Time) time.Time {
-	d.failures++
-	relogin, retryAfter := false, time.Duration(0)
+func (d *Daemon) refreshed(tok tokensender.Token, now time.Time) {
+	d.held = tok
+	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(tok.ExpiresAt.Sub(now))))
+}
+
+// reloginAdvice is logged when Schwab no longer accepts the refresh token.
+const reloginAdvice = "The refresh token is no longer accepted: run `token-refresh-sender login` to sign in again"
+
+// logFailure logs a failed refresh and classifies it.
+func (d *Daemon) logFailure(err error) (relogin bool, retryAfter time.Duration) {
 	if d.Classify != nil {
 		relogin, retryAfter = d.Classify(err)
 	}
 	d.Logger.Error("Token refresh failed: " + err.Error())
 	if relogin {
+		d.Logger.Error(reloginAdvice)
+	}
+	return relogin, retryAfter
+}
+
+// failed logs a refresh failure and decides when to try again.
+func (d *Daemon) failed(err error, now time.Time) time.Time {
+	d.failures++
+	relogin, retryAfter := d.logFailure(err)
+	if relogin {
 		next := now.Add(d.Backoff.Max)
-		d.Logger.Error(fmt.Sprintf("The refresh token is no longer accepted: run `token-refresh-sender login` to sign in again. Next attempt at %s (%s)",
+		d.Logger.Warn(fmt.Sprintf("Next attempt at %s (%s); a new login is picked up at that attempt",
 			next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
 		return next
 	}

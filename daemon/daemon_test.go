@@ -422,3 +422,23 @@ func TestDaemon_Run_failsToStartWithoutATokenFile(t *testing.T) {
 		t.Error("refreshed without a token file")
 	}
 }
+
+func TestDaemon_Once(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		tok, err := h.d.Once(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.AccessToken != "access-1" || h.bot.count() != 1 || h.store.saves != 1 {
+			t.Errorf("Once: token %q, deliveries %d, saves %d", tok.AccessToken, h.bot.count(), h.store.saves)
+		}
+		h.schwab.errs = []error{errRelogin}
+		if _, err := h.d.Once(t.Context()); !errors.Is(err, errRelogin) {
+			t.Errorf("Once = %v, want the refresh error", err)
+		}
+		if log := strings.Join(h.log.messages(), "\n"); !strings.Contains(log, "ERROR: Token refresh failed: HTTP 400") || !strings.Contains(log, "token-refresh-sender login") {
+			t.Errorf("log:\n%s", log)
+		}
+	})
+}
