@@ -84,10 +84,12 @@ const wallClockCheck = time.Minute
 // Run loads the token file, then refreshes at once and keeps refreshing
 // until ctx is cancelled. A refresh in progress when ctx is cancelled is
 // abandoned before its file write starts, never during it. Run returns nil
-// on a clean shutdown and an error only when it cannot start.
+// on a clean shutdown and an error (already logged) only when it cannot
+// start.
 func (d *Daemon) Run(ctx context.Context) error {
 	tok, err := d.Store.Load()
 	if err != nil {
+		d.Logger.Error(err.Error())
 		return err
 	}
 	d.held = tok
@@ -116,10 +118,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Once makes a single refresh outside the loop (the `refresh` command): it
 // saves the new token, delivers it, and waits until every delivery has
-// finished, retries included.
+// finished, retries included. Errors have been logged when it returns.
 func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 	held, err := d.Store.Load()
 	if err != nil {
+		d.Logger.Error(err.Error())
 		return tokensender.Token{}, err
 	}
 	d.held = held

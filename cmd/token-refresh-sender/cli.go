@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/schwabtools/token-refresh-sender/config"
+	"github.com/schwabtools/token-refresh-sender/delivery"
+	"github.com/schwabtools/token-refresh-sender/logging"
+	"github.com/schwabtools/token-refresh-sender/schwab"
+)
+
+// CLI is the command line: global flags and one struct per subcommand.
+// Every flag can also be set through TOKEN_SENDER_<FLAG>.
+type CLI struct {
+	Globals
+
+	Run     RunCmd     `cmd:"" default:"withargs" help:"Run the refresh daemon (the default)."`
+	Refresh RefreshCmd `cmd:"" help:"Refresh once, save the token file, deliver to the bot(s), and exit."`
+	Send    SendCmd    `cmd:"" help:"Deliver the token in the token file to the bot(s) without refreshing."`
+	Listen  ListenCmd  `cmd:"" help:"Receive tokens like the trading bot would (a reference receiver)."`
+	Demo    DemoCmd    `cmd:"" help:"Run the whole system on a built-in sandbox (no Schwab account needed)."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+// Globals are the flags every subcommand shares.
+type Globals struct {
+	Config    string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
+	TokenFile string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
+	Socket    []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
+	LogFile   string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout ('' for stdout only)."`
+	LogLevel  string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
+	Interval  time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
+	RetryMin  time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`
+	RetryMax  time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" help:"Longest retry delay; also the pace while a new login is needed."`
+}
+
+// exitCode is an error that carries only an exit status: whatever needed
+// saying has been logged already.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func asExitCode(err error, target *exitCode) bool { return errors.As(err, target) }
+
+// validate checks the flags that every subcommand uses.
+func (g *Globals) validate() error {
+	if g.Interval < time.Second {
+		return fmt.Errorf("--interval %v is too short: use at least 1s (the default is 25m)", g.Interval)
+	}
+	if g.RetryMin <= 0 || g.RetryMax < g.RetryMin {
+		return fmt.Errorf("--retry-min %v and --retry-max %v: both must be positive and retry-min <= retry-max", g.RetryMin, g.RetryMax)
+	}
+	_, err := g.targets()
+	return err
+}
+
+// targets parses every --socket.
+func (g *Globals) targets() ([]delivery.Address, error) {
+	var out []delivery.Address
+	for _, s := range g.Socket {
+		a, err := delivery.ParseAddress(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--socket: give at least one bot socket")
+	}
+	return out, nil
+}
+
+// socketList is the "Socket path:" line's value.
+func (g *Globals) socketList() string {
+	s := ""
+	for i, t := range g.Socket {
+		if i > 0 {
+			s += ", "
+		}
+		s += t
+	}
+	return s
+}
+
+// logger builds the seed-format logger writing to stdout and, unless
+// --log-file is empty, to the log file (its directory created).
+func (g *Globals) logger(stdout io.Writer) (*slog.Logger, func(), error) {
+	level, err := logging.ParseLevel(g.LogLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, closeFn := stdout, func() {}
+	if g.LogFile != "" {
+		if err := os.MkdirAll(filepath.Dir(g.LogFile), 0o755); err != nil {
+			return nil, nil, fmt.Errorf("--log-file %s: cannot create its directory: %w", g.LogFile, err)
+		}
+		f, err := os.OpenFile(g.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file %s: cannot open: %w", g.LogFile, err)
+		}
+		w, closeFn = io.MultiWriter(stdout, f), func() { f.Close() }
+	}
+	return slog.New(logging.NewTextHandler(w, level)), closeFn, nil
+}
+
+// loadApp loads the app config, logging its warnings, or logs why it cannot.
+func (g *Globals) loadApp(log *slog.Logger) (*config.App, error) {
+	app, warnings, err := config.Load(g.Config, os.Getenv)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err != nil {
+		log.Error(err.Error())
+		if errors.Is(err, os.ErrNotExist) {
+			log.Error("Create it from configs/schwab_app_config.example.yaml with your Schwab app key, secret and callback URL")
+		}
+		return nil, exitCode(1)
+	}
+	return app, nil
+}
+
+// client is the Schwab OAuth client for app.
+func client(app *config.App) *schwab.Client {
+	return &schwab.Client{
+		AppKey:     app.AppKey,
+		AppSecret:  app.AppSecret,
+		TokenURL:   app.TokenURL,
+		HTTPClient: schwab.NewHTTPClient(nil),
+	}
+}
+
+// logTokenFileError explains a token file that cannot be used.
+func logTokenFileError(log *slog.Logger, err error) error {
+	log.Error(err.Error())
+	loginHint(log, err)
+	return exitCode(1)
+}
+
+// loginHint tells how to create a missing token file.
+func loginHint(log *slog.Logger, err error) {
+	if errors.Is(err, os.ErrNotExist) {
+		log.Error("Run `token-refresh-sender login` to sign in to Schwab and create it")
+	}
+}

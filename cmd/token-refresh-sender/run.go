@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/daemon"
+	"github.com/schwabtools/token-refresh-sender/delivery"
+	"github.com/schwabtools/token-refresh-sender/schwab"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
+)
+
+// RunCmd is the daemon.
+type RunCmd struct{}
+
+// Run validates the configuration and runs the refresh loop until SIGINT
+// or SIGTERM.
+func (c *RunCmd) Run(g *Globals) error {
+	if err := g.validate(); err != nil {
+		return err
+	}
+	log, closeLog, err := g.logger(os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	d, err := g.daemon(log, nil)
+	if err != nil {
+		return err
+	}
+	ctx, refreshNow, stop := handleSignals(log)
+	defer stop()
+	d.RefreshNow = refreshNow
+	if err := d.Run(ctx); err != nil {
+		loginHint(log, err)
+		return exitCode(1)
+	}
+	return nil
+}
+
+// daemon wires the refresh loop from the flags and the app config. A nil
+// httpClient means the production client (system roots).
+func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client) (*daemon.Daemon, error) {
+	app, err := g.loadApp(log)
+	if err != nil {
+		return nil, err
+	}
+	if schwabClient == nil {
+		schwabClient = client(app)
+	}
+	targets, err := g.targets()
+	if err != nil {
+		return nil, err
+	}
+	return &daemon.Daemon{
+		Refresher: schwabClient,
+		Store:     &tokenfile.Store{Path: g.TokenFile},
+		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log}},
+		Classify:  classify,
+		Logger:    log,
+		Interval:  g.Interval,
+		Backoff:   daemon.Backoff{Min: g.RetryMin, Max: g.RetryMax},
+		Settings: [][2]string{
+			{"Socket path", g.socketList()},
+			{"Token file", g.TokenFile},
+			{"App config", g.Config},
+		},
+	}, nil
+}
+
+// deliverer adapts delivery.Sender to the loop's Deliverer.
+type deliverer struct{ sender *delivery.Sender }
+
+func (d deliverer) Deliver(ctx context.Context, msg tokensender.Message) func() {
+	dl := d.sender.Deliver(ctx, msg)
+	return func() { dl.Wait() }
+}
+
+// classify is the loop's view of schwab's error classes.
+func classify(err error) (relogin bool, retryAfter time.Duration) {
+	var se *schwab.Error
+	if errors.As(err, &se) {
+		return se.Kind == schwab.KindRelogin, se.RetryAfter
+	}
+	return false, 0
+}
+
+// handleSignals turns SIGINT/SIGTERM into a cancelled context (logging the
+// seed's shutdown lines) and SIGUSR1 into a refresh request.
+func handleSignals(log *slog.Logger) (ctx context.Context, refreshNow <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	now := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigs:
+				if s == syscall.SIGUSR1 {
+					select {
+					case now <- struct{}{}:
+					default:
+					}
+					continue
+				}
+				log.Info("")
+				log.Info(fmt.Sprintf("Received shutdown signal (%d)", s.(syscall.Signal)))
+				cancel()
+			}
+		}
+	}()
+	return ctx, now, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/delivery"
+	"github.com/schwabtools/token-refresh-sender/logging"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
+)
+
+// SendCmd delivers the saved token without refreshing (the seed's "Test
+// Socket Communication").
+type SendCmd struct{}
+
+// Run reads the token file and delivers its token to every --socket. It
+// exits 0 when at least one bot took the token, 1 otherwise.
+func (c *SendCmd) Run(g *Globals) error {
+	if err := g.validate(); err != nil {
+		return err
+	}
+	targets, _ := g.targets()
+	log, closeLog, err := g.logger(os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	ctx, _, stop := handleSignals(log)
+	defer stop()
+	store := &tokenfile.Store{Path: g.TokenFile}
+	tok, err := readLocked(ctx, store)
+	if err != nil {
+		return logTokenFileError(log, err)
+	}
+	now := time.Now()
+	if tok.Expired(now) {
+		log.Warn("The access token in " + g.TokenFile + " expired at " + tok.ExpiresAt.Format(logging.TimeLayout) + "; sending it anyway (run `token-refresh-sender refresh` for a fresh one)")
+	}
+	printSummary("Sending token from "+g.TokenFile, tok, now)
+	sender := &delivery.Sender{Targets: targets, Logger: log}
+	delivered := false
+	for _, r := range sender.Deliver(ctx, tok.Message()).Wait() {
+		if r.Outcome == delivery.Delivered || r.Outcome == delivery.DeliveredNoAck {
+			delivered = true
+		}
+	}
+	if !delivered {
+		return exitCode(1)
+	}
+	return nil
+}
+
+// readLocked loads the token file under its lock, so it never sees the
+// middle of another process's read-modify-write.
+func readLocked(ctx context.Context, store *tokenfile.Store) (tokensender.Token, error) {
+	unlock, err := store.Lock(ctx)
+	if err != nil {
+		return tokensender.Token{}, err
+	}
+	defer unlock()
+	return store.Load()
+}
