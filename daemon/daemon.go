@@ -142,7 +142,9 @@ func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 func (d *Daemon) cycle(ctx context.Context) time.Time {
 	d.Logger.Info("Refreshing OAuth token...")
 	tok, err := d.refresh(ctx)
-	now := d.now()
+	// Whole seconds, like expires_at: the schedule then reads "25 minutes",
+	// not "24 minutes 59 seconds".
+	now := d.now().Truncate(time.Second)
 	if ctx.Err() != nil {
 		return now
 	}
@@ -199,7 +201,11 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
 
 func (d *Daemon) refreshed(tok tokensender.Token, now time.Time) {
 	d.held = tok
-	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(tok.ExpiresAt.Sub(now))))
+	lifetime := tok.Lifetime() // Schwab's expires_in, as the seed reports it
+	if lifetime <= 0 {
+		lifetime = tok.ExpiresAt.Sub(now)
+	}
+	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(lifetime)))
 }
 
 // reloginAdvice is logged when Schwab no longer accepts the refresh token.

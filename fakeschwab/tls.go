@@ -2,6 +2,7 @@ package fakeschwab
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -18,6 +19,9 @@ type TLSServer struct {
 	// RootCAs trusts the server's self-signed certificate (valid for
 	// 127.0.0.1, ::1 and example.com).
 	RootCAs *x509.CertPool
+	// CertPEM is the same certificate PEM-encoded, for a subprocess to
+	// trust through SSL_CERT_FILE.
+	CertPEM []byte
 
 	ts *httptest.Server
 }
@@ -44,6 +48,7 @@ func StartTLS(s *Server) (*TLSServer, error) {
 		TokenURL:     ts.URL + TokenPath,
 		AuthorizeURL: ts.URL + AuthorizePath,
 		RootCAs:      pool,
+		CertPEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}),
 		ts:           ts,
 	}, nil
 }

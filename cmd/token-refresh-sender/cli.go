@@ -24,6 +24,7 @@ type CLI struct {
 	Refresh RefreshCmd `cmd:"" help:"Refresh once, save the token file, deliver to the bot(s), and exit."`
 	Send    SendCmd    `cmd:"" help:"Deliver the token in the token file to the bot(s) without refreshing."`
 	Listen  ListenCmd  `cmd:"" help:"Receive tokens like the trading bot would (a reference receiver)."`
+	Login   LoginCmd   `cmd:"" help:"Log in to Schwab in the browser and write the first token file."`
 	Demo    DemoCmd    `cmd:"" help:"Run the whole system on a built-in sandbox (no Schwab account needed)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
@@ -33,7 +34,7 @@ type Globals struct {
 	Config    string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
 	TokenFile string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
 	Socket    []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
-	LogFile   string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout ('' for stdout only)."`
+	LogFile   string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
 	LogLevel  string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
 	Interval  time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
 	RetryMin  time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`

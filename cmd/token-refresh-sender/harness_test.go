@@ -1,0 +1,385 @@
+package main_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// binary is the token-refresh-sender built once for all end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "trs-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "token-refresh-sender")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build token-refresh-sender:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	appKey    = "e2e-app-key-0123456789"
+	appSecret = "e2e-app-secret-do-not-log-9f8e7d"
+)
+
+// sandbox is a directory with an app config, a token file and a fake
+// Schwab that the binary trusts through SSL_CERT_FILE.
+type sandbox struct {
+	t         *testing.T
+	dir       string
+	config    string
+	tokenFile string
+	certFile  string
+	fake      *fakeschwab.Server
+	srv       *fakeschwab.TLSServer
+	login     tokensender.Token
+	clock     *offsetClock
+}
+
+// offsetClock lets a test move fakeschwab's clock forward.
+type offsetClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *offsetClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *offsetClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// shortDir is a temp dir short enough for Unix socket paths.
+func shortDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "trs")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func newSandbox(t *testing.T) *sandbox {
+	t.Helper()
+	s := &sandbox{t: t, dir: shortDir(t), clock: &offsetClock{}}
+	s.fake = fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: "https://127.0.0.1:8182", Now: s.clock.now})
+	srv, err := fakeschwab.StartTLS(s.fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	s.srv = srv
+	s.certFile = filepath.Join(s.dir, "fake-schwab.pem")
+	s.write("fake-schwab.pem", string(srv.CertPEM), 0o644)
+	s.config = s.write("configs/schwab_app_config.yaml", fmt.Sprintf(
+		"app_name: E2E\napp_key: %s\napp_secret: %s\ncallback_url: https://127.0.0.1:8182\ntoken_url: %s\n",
+		appKey, appSecret, srv.TokenURL), 0o600)
+	s.login = s.fake.Login()
+	s.tokenFile = filepath.Join(s.dir, "configs", "schwab_tokens.json")
+	if err := tokenfile.Write(s.tokenFile, tokenfile.New(s.login, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// write creates dir/rel with content and mode, returning its path.
+func (s *sandbox) write(rel, content string, mode os.FileMode) string {
+	s.t.Helper()
+	path := filepath.Join(s.dir, rel)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
+}
+
+// args are the flags pointing the binary at the sandbox.
+func (s *sandbox) args(cmd string, extra ...string) []string {
+	return append([]string{cmd, "--config", s.config, "--token-file", s.tokenFile,
+		"--log-file", filepath.Join(s.dir, "logs", "token_refresh_sender.log")}, extra...)
+}
+
+// secrets are the strings no output may contain.
+func (s *sandbox) secrets() []string {
+	out := []string{appSecret, s.login.AccessToken, s.login.RefreshToken}
+	if doc, err := tokenfile.Load(s.tokenFile); err == nil {
+		out = append(out, doc.Token().AccessToken, doc.Token().RefreshToken)
+	}
+	return out
+}
+
+// assertNoSecrets fails if any output contains a whole token or the secret.
+func (s *sandbox) assertNoSecrets(outputs ...string) {
+	s.t.Helper()
+	for _, out := range outputs {
+		for _, secret := range s.secrets() {
+			if secret != "" && strings.Contains(out, secret) {
+				s.t.Errorf("output contains a secret (%s):\n%s", tokensender.Redact(secret), out)
+			}
+		}
+	}
+}
+
+// proc is the binary running in the background, its stdout read line by line.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []string
+	more   chan struct{}
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(binary, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = &p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+// waitFor blocks until stdout has n lines containing substr; it fails the
+// test after a generous deadline (a safety net, not a timing assertion).
+func (p *proc) waitFor(substr string, n int) {
+	p.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		p.mu.Lock()
+		count := 0
+		for _, l := range p.lines {
+			if strings.Contains(l, substr) {
+				count++
+			}
+		}
+		p.mu.Unlock()
+		if count >= n {
+			return
+		}
+		select {
+		case <-p.more:
+		case <-p.done:
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if count >= n {
+				return
+			}
+			p.t.Fatalf("process exited before printing %q %d times:\n%s\nstderr: %s", substr, n, strings.Join(p.lines, "\n"), p.stderr.String())
+		case <-deadline:
+			p.t.Fatalf("no %q after 30s:\n%s", substr, strings.Join(p.output(), "\n"))
+		}
+	}
+}
+
+func (p *proc) output() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// wait returns the exit code once the process ends.
+func (p *proc) wait() int {
+	p.t.Helper()
+	<-p.done
+	err := p.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return 0
+}
+
+// runToEnd runs the binary to completion and returns stdout, stderr and the exit code.
+func runToEnd(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), 0
+}
+
+// bot is a raw Unix-socket receiver recording the exact bytes of each message.
+type bot struct {
+	path     string
+	mu       sync.Mutex
+	messages [][]byte
+}
+
+// startBot listens on dir/name; answer is written after each message ("" closes without answering).
+func startBot(t *testing.T, path, answer string) *bot {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bot{path: path}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			data, _ := io.ReadAll(io.LimitReader(c, 1<<16))
+			b.mu.Lock()
+			b.messages = append(b.messages, data)
+			b.mu.Unlock()
+			if answer != "" {
+				c.Write([]byte(answer))
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return b
+}
+
+func (b *bot) received() [][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([][]byte(nil), b.messages...)
+}
+
+var timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`)
+
+// mask replaces what changes from run to run: timestamps and the sandbox
+// directory.
+func mask(s, dir string) string {
+	s = strings.ReplaceAll(s, dir, "$DIR")
+	return timestamp.ReplaceAllString(s, "YYYY-MM-DD hh:mm:ss")
+}
+
+// golden compares got with testdata/name, rewriting it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// snapshot records a file's bytes and mode so a test can assert it is untouched.
+type snapshot struct {
+	path string
+	data []byte
+	mode os.FileMode
+	ok   bool
+}
+
+func snap(t *testing.T, path string) snapshot {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return snapshot{path: path}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snapshot{path: path, data: data, mode: fi.Mode(), ok: true}
+}
+
+func (s snapshot) assertUnchanged(t *testing.T) {
+	t.Helper()
+	now := snap(t, s.path)
+	if now.ok != s.ok || !bytes.Equal(now.data, s.data) || now.mode != s.mode {
+		t.Errorf("%s changed (existed %v -> %v, mode %v -> %v):\n%s", s.path, s.ok, now.ok, s.mode, now.mode, now.data)
+	}
+}
+
+// tlsTrusting is a client TLS config that trusts the fake Schwab server.
+func tlsTrusting(srv *fakeschwab.TLSServer) *tls.Config {
+	return &tls.Config{RootCAs: srv.RootCAs, MinVersion: tls.VersionTLS12}
+}

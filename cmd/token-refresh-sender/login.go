@@ -1,0 +1,64 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/schwabtools/token-refresh-sender/login"
+)
+
+// LoginCmd performs Schwab's browser login and writes the first token file
+// (replaces the seed's schwab_oauth_server.py).
+type LoginCmd struct {
+	Open      bool          `help:"Open the login URL in the desktop's browser." xor:"browser"`
+	NoBrowser bool          `help:"Never try to open a browser; just print the URL." xor:"browser"`
+	Manual    bool          `help:"For SSH/headless machines: paste the address the browser was redirected to instead of running a callback server."`
+	Timeout   time.Duration `default:"5m" help:"Give up when no callback arrives within this time."`
+}
+
+// Run logs in and prints a one-line summary.
+func (c *LoginCmd) Run(g *Globals) error {
+	if c.Timeout <= 0 {
+		return fmt.Errorf("--timeout %v: must be positive (the default is 5m)", c.Timeout)
+	}
+	log, closeLog, err := g.logger(os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	app, err := g.loadApp(log)
+	if err != nil {
+		return err
+	}
+	mode := login.BrowserAuto
+	switch {
+	case c.Open:
+		mode = login.BrowserOpen
+	case c.NoBrowser:
+		mode = login.BrowserNever
+	}
+	ctx, _, stop := handleSignals(log)
+	defer stop()
+	res, err := login.Run(ctx, login.Options{
+		App:       app,
+		TokenFile: g.TokenFile,
+		Client:    client(app),
+		Logger:    log,
+		Out:       os.Stdout,
+		In:        os.Stdin,
+		Manual:    c.Manual,
+		Browser:   mode,
+		Timeout:   c.Timeout,
+	})
+	if err != nil {
+		log.Error("Login failed: " + err.Error())
+		if errors.Is(err, login.ErrNotSaved) {
+			return exitCode(2)
+		}
+		return exitCode(1)
+	}
+	fmt.Println(res.Summary())
+	return nil
+}
