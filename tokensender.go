@@ -30,6 +30,9 @@ type Token struct {
 	ExpiresIn int64
 	// ExpiresAt is when the access token stops working (whole seconds).
 	ExpiresAt time.Time
+	// RefreshTokenIssuedAt is when the refresh token was issued, i.e. the
+	// browser login; zero when unknown (never guessed).
+	RefreshTokenIssuedAt time.Time
 }
 
 // Expired reports whether the access token is no longer valid at now.

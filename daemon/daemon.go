@@ -189,6 +189,12 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
 	if err != nil {
 		return tokensender.Token{}, err
 	}
+	// Schwab answers a refresh with the same refresh token: its login time
+	// carries over. A new refresh token was issued just now.
+	tok.RefreshTokenIssuedAt = current.RefreshTokenIssuedAt
+	if tok.RefreshToken != current.RefreshToken {
+		tok.RefreshTokenIssuedAt = d.now().Truncate(time.Second)
+	}
 	if loadErr == nil {
 		if err := d.Store.Save(tok, d.now()); err != nil {
 			// The token is good: the bot still gets it, and the next cycle

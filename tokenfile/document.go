@@ -342,7 +342,8 @@ func New(tok tokensender.Token, now time.Time) *Document {
 }
 
 // Token is the token the file holds. AccessToken is empty when the file has
-// none; ExpiresAt is the zero time when token.expires_at is absent.
+// none; ExpiresAt is the zero time when token.expires_at is absent, and
+// RefreshTokenIssuedAt when refresh_token_issued_at is.
 func (d *Document) Token() tokensender.Token {
 	var t tokensender.Token
 	t.AccessToken, _, _ = stringField(d.token, keyAccess, "")
@@ -354,6 +355,7 @@ func (d *Document) Token() tokensender.Token {
 	if at, ok, _ := secondsField(d.token, keyExpiresAt, ""); ok {
 		t.ExpiresAt = time.Unix(at, 0)
 	}
+	t.RefreshTokenIssuedAt, _ = d.RefreshTokenIssuedAt()
 	return t
 }
 

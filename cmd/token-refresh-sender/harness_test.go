@@ -2,8 +2,8 @@ package main_test
 
 import (
 	"bufio"
-	"crypto/tls"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
