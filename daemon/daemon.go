@@ -70,6 +70,9 @@ type Daemon struct {
 	// Settings are printed after the start banner, one "Name: value" line
 	// each, in order (socket path, token file, app config).
 	Settings [][2]string
+	// OnEvent, if set, hears every state change (metrics, alert hooks,
+	// systemd). It is called on the loop's goroutine and must not block.
+	OnEvent func(Event)
 
 	held      tokensender.Token // the newest token we know to be good
 	failures  int               // consecutive failed refreshes
@@ -100,6 +103,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.Logger.Info(s[0] + ": " + s[1])
 	}
 	defer d.stop()
+	d.emit(Event{Kind: Started})
 
 	next := d.now()
 	for cycle := 1; d.MaxCycles == 0 || cycle <= d.MaxCycles; cycle++ {
@@ -141,7 +145,9 @@ func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 // cycle makes one refresh attempt and returns when the next one is due.
 func (d *Daemon) cycle(ctx context.Context) time.Time {
 	d.Logger.Info("Refreshing OAuth token...")
+	began := d.now()
 	tok, err := d.refresh(ctx)
+	took := d.now().Sub(began)
 	// Whole seconds, like expires_at: the schedule then reads "25 minutes",
 	// not "24 minutes 59 seconds".
 	now := d.now().Truncate(time.Second)
@@ -149,16 +155,21 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 		return now
 	}
 	if err != nil {
-		return d.failed(err, now)
+		return d.failed(err, now, took)
 	}
-	if d.failures > 0 {
-		d.Logger.Info(fmt.Sprintf("Token refresh recovered after %d failed attempt(s)", d.failures))
-	}
+	recovered := d.failures
 	d.failures = 0
 	d.refreshed(tok, now)
+	if recovered > 0 {
+		d.Logger.Info(fmt.Sprintf("Token refresh recovered after %d failed attempt(s)", recovered))
+	}
 	d.deliver(ctx, tok)
 	next := NextRefresh(now, tok, d.Interval)
 	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
+	if recovered > 0 {
+		d.emit(Event{Kind: Recovered, Failures: recovered, Duration: took, Next: next})
+	}
+	d.emit(Event{Kind: Refreshed, Duration: took, Next: next})
 	return next
 }
 
@@ -230,13 +241,14 @@ func (d *Daemon) logFailure(err error) (relogin bool, retryAfter time.Duration) 
 }
 
 // failed logs a refresh failure and decides when to try again.
-func (d *Daemon) failed(err error, now time.Time) time.Time {
+func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time {
 	d.failures++
 	relogin, retryAfter := d.logFailure(err)
 	if relogin {
 		next := now.Add(d.Backoff.Max)
 		d.Logger.Warn(fmt.Sprintf("Next attempt at %s (%s); a new login is picked up at that attempt",
 			next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
+		d.emit(Event{Kind: ReloginRequired, Err: err, Failures: d.failures, Duration: took, Next: next})
 		return next
 	}
 	next := NextRetry(now, d.Backoff.Delay(d.failures), retryAfter, d.held)
@@ -246,6 +258,7 @@ func (d *Daemon) failed(err error, now time.Time) time.Time {
 	}
 	d.Logger.Warn(fmt.Sprintf("Retrying at %s (in %s, attempt %d failed; %s)",
 		next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now)), d.failures, state))
+	d.emit(Event{Kind: RefreshFailed, Err: err, Failures: d.failures, Duration: took, Next: next})
 	return next
 }
 
@@ -289,11 +302,23 @@ func (d *Daemon) waitUntil(ctx context.Context, next time.Time) bool {
 }
 
 func (d *Daemon) stop() {
+	d.emit(Event{Kind: Stopping})
 	if d.deliveryC != nil {
 		d.deliveryC()
 	}
 	d.inflight.Wait()
 	d.banner("Token Refresh Sender Stopped")
+}
+
+// emit fills in the common fields and hands ev to OnEvent.
+func (d *Daemon) emit(ev Event) {
+	if d.OnEvent == nil {
+		return
+	}
+	ev.At = d.now()
+	ev.Token = d.held
+	ev.RefreshTokenIssuedAt = d.held.RefreshTokenIssuedAt
+	d.OnEvent(ev)
 }
 
 func (d *Daemon) banner(title string) {
