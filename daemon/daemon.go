@@ -65,6 +65,15 @@ type Daemon struct {
 	MaxCycles int
 	// RefreshNow, when it receives, starts a refresh at once (SIGUSR1).
 	RefreshNow <-chan struct{}
+	// FileChanged reports that the token file may have been replaced
+	// (tokenfile.Watch). When it now holds a different refresh token (a
+	// new login), the loop refreshes at once; its own writes, which keep
+	// the refresh token, are ignored.
+	FileChanged <-chan struct{}
+	// Heartbeat, if set, is called at least every HeartbeatEvery while the
+	// loop is alive and waiting (the systemd watchdog).
+	Heartbeat      func()
+	HeartbeatEvery time.Duration
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
 	// Settings are printed after the start banner, one "Name: value" line
@@ -75,6 +84,7 @@ type Daemon struct {
 	OnEvent func(Event)
 
 	held      tokensender.Token // the newest token we know to be good
+	saveErr   error             // why the last refreshed token is not in the file
 	failures  int               // consecutive failed refreshes
 	deliveryC context.CancelFunc
 	inflight  sync.WaitGroup // background delivery retries
@@ -122,7 +132,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Once makes a single refresh outside the loop (the `refresh` command): it
 // saves the new token, delivers it, and waits until every delivery has
-// finished, retries included. Errors have been logged when it returns.
+// finished, retries included. Errors have been logged when it returns. If
+// only saving failed, the new token is returned with the error.
 func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 	held, err := d.Store.Load()
 	if err != nil {
@@ -139,6 +150,9 @@ func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 	d.refreshed(tok, d.now())
 	d.deliver(ctx, tok)
 	d.inflight.Wait()
+	if d.saveErr != nil {
+		return tok, fmt.Errorf("token refreshed and delivered, but not saved: %w", d.saveErr)
+	}
 	return tok, nil
 }
 
@@ -206,10 +220,12 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
 	if tok.RefreshToken != current.RefreshToken {
 		tok.RefreshTokenIssuedAt = d.now().Truncate(time.Second)
 	}
+	d.saveErr = nil
 	if loadErr == nil {
 		if err := d.Store.Save(tok, d.now()); err != nil {
 			// The token is good: the bot still gets it, and the next cycle
 			// writes the file again.
+			d.saveErr = err
 			d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
 		}
 	}
@@ -283,11 +299,18 @@ func (d *Daemon) waitUntil(ctx context.Context, next time.Time) bool {
 	for {
 		// Round(0) drops the monotonic reading: after a suspend only the
 		// wall clock knows how much time really passed.
+		if d.Heartbeat != nil {
+			d.Heartbeat()
+		}
 		left := next.Round(0).Sub(d.now().Round(0))
 		if left <= 0 {
 			return true
 		}
-		t := time.NewTimer(min(left, wallClockCheck))
+		wait := min(left, wallClockCheck)
+		if d.Heartbeat != nil && d.HeartbeatEvery > 0 {
+			wait = min(wait, d.HeartbeatEvery)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -296,9 +319,32 @@ func (d *Daemon) waitUntil(ctx context.Context, next time.Time) bool {
 			t.Stop()
 			d.Logger.Info("Refresh requested (SIGUSR1)")
 			return true
+		case _, ok := <-d.FileChanged:
+			t.Stop()
+			if !ok {
+				d.FileChanged = nil
+			} else if d.newLoginInFile() {
+				return true
+			}
 		case <-t.C:
 		}
 	}
+}
+
+// newLoginInFile reloads the token file after it changed and reports
+// whether it now holds a refresh token other than the one in use.
+func (d *Daemon) newLoginInFile() bool {
+	tok, err := d.Store.Load()
+	if err != nil {
+		d.Logger.Error(err.Error() + " (keeping the last good token in memory; the file will not be overwritten)")
+		return false
+	}
+	if tok.RefreshToken == d.held.RefreshToken {
+		return false
+	}
+	d.Logger.Info("The token file has a new refresh token (a new login); refreshing now")
+	d.held = tok
+	return true
 }
 
 func (d *Daemon) stop() {

@@ -459,3 +459,62 @@ func TestDaemon_Run_emitsEvents(t *testing.T) {
 		}
 	})
 }
+
+func TestDaemon_Run_newLoginInFileRefreshesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.schwab.errs = []error{nil, errRelogin}
+		changed := make(chan struct{}, 1)
+		h.d.FileChanged = changed
+		stop := h.start(t)
+		synctest.Wait()
+
+		// Our own write (same refresh token) is not a new login.
+		changed <- struct{}{}
+		synctest.Wait()
+		if n := len(h.schwab.seen); n != 1 {
+			t.Fatalf("refreshes after our own write = %d, want 1", n)
+		}
+
+		// Schwab stops accepting the token; then the operator logs in.
+		time.Sleep(25 * time.Minute)
+		synctest.Wait()
+		h.store.mu.Lock()
+		h.store.tok.RefreshToken = "refresh-2"
+		h.store.mu.Unlock()
+		changed <- struct{}{}
+		synctest.Wait()
+		stop()
+
+		if n := len(h.schwab.seen); n != 3 || h.schwab.seen[2] != "refresh-2" {
+			t.Fatalf("refreshes = %v, want a third one right after the login with refresh-2", h.schwab.seen)
+		}
+		if n := h.bot.count(); n != 2 {
+			t.Errorf("deliveries = %d, want 2", n)
+		}
+		if log := strings.Join(h.log.messages(), "\n"); !strings.Contains(log, "INFO: The token file has a new refresh token (a new login); refreshing now") {
+			t.Errorf("log:\n%s", log)
+		}
+	})
+}
+
+func TestDaemon_Run_heartbeatWhileWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		var beats []time.Time
+		h.d.Heartbeat = func() { beats = append(beats, time.Now()) }
+		h.d.HeartbeatEvery = 10 * time.Second
+		stop := h.start(t)
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		stop()
+		for i := 1; i < len(beats); i++ {
+			if gap := beats[i].Sub(beats[i-1]); gap > 10*time.Second {
+				t.Fatalf("heartbeat gap %v > 10s", gap)
+			}
+		}
+		if len(beats) < 30 {
+			t.Errorf("%d heartbeats in 5 minutes, want >= 30", len(beats))
+		}
+	})
+}

@@ -39,6 +39,9 @@ type Sender struct {
 	AckTimeout  time.Duration // writing the message and waiting for the answer; default 5s
 	RetryDelay  time.Duration // between attempts; default 5s
 	Attempts    int           // per target and token; default 3
+	// AllowedPeerUIDs may receive tokens over Unix sockets besides this
+	// process's own uid and root (--allow-peer-uid).
+	AllowedPeerUIDs []int
 
 	mu         sync.Mutex
 	cancelPrev context.CancelCauseFunc
@@ -60,6 +63,9 @@ const (
 	// Canceled: the context was cancelled, or a newer Deliver on the same
 	// Sender replaced this one, before the token got through.
 	Canceled
+	// Withheld: the process listening on the Unix socket runs as a user
+	// not allowed to receive tokens (someone else created the socket).
+	Withheld
 )
 
 func (o Outcome) String() string {
@@ -74,6 +80,8 @@ func (o Outcome) String() string {
 		return "failed"
 	case Canceled:
 		return "canceled"
+	case Withheld:
+		return "withheld"
 	}
 	return "Outcome(" + strconv.Itoa(int(o)) + ")"
 }
@@ -154,10 +162,11 @@ type config struct {
 	logger                              *slog.Logger
 	dialTimeout, ackTimeout, retryDelay time.Duration
 	attempts                            int
+	allowedUIDs                         []int
 }
 
 func (s *Sender) config() config {
-	c := config{s.Logger, s.DialTimeout, s.AckTimeout, s.RetryDelay, s.Attempts}
+	c := config{s.Logger, s.DialTimeout, s.AckTimeout, s.RetryDelay, s.Attempts, s.AllowedPeerUIDs}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
@@ -235,6 +244,10 @@ func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <
 		case canceled:
 			emit(t.canceled(ctx, i))
 			return
+		case withheld:
+			t.res.Outcome, t.res.Err = Withheld, r.err
+			emit(logLine{slog.LevelError, fmt.Sprintf("Withheld token from %s: %s", t.target, r.err)})
+			return
 		}
 		t.res.Err = r.err
 		if i >= n {
@@ -243,7 +256,7 @@ func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <
 				plural(n, "attempt"), r.err, t.suffix)})
 			return
 		}
-		retry := "retrying in " + words(t.cfg.retryDelay)
+		retry := "retrying in " + tokensender.HumanDuration(t.cfg.retryDelay)
 		if r.kind == badAnswer {
 			emit(logLine{slog.LevelWarn, fmt.Sprintf("Trading bot answered %s instead of OK (attempt %d/%d); %s%s",
 				r.answer, i, n, retry, t.suffix)})
@@ -285,6 +298,7 @@ const (
 	retryable
 	badAnswer
 	canceled
+	withheld
 )
 
 type attemptResult struct {
@@ -305,11 +319,14 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 			return attemptResult{kind: notFound, err: fmt.Errorf("socket %s does not exist", t.target.Addr)}
 		}
 		if isTimeout(err) {
-			return attemptResult{kind: retryable, err: fmt.Errorf("could not connect within %s", words(t.cfg.dialTimeout))}
+			return attemptResult{kind: retryable, err: fmt.Errorf("could not connect within %s", tokensender.HumanDuration(t.cfg.dialTimeout))}
 		}
 		return attemptResult{kind: retryable, err: reason(err)}
 	}
 	defer conn.Close()
+	if err := t.checkPeer(conn); err != nil {
+		return attemptResult{kind: withheld, err: err}
+	}
 
 	if err := conn.SetDeadline(time.Now().Add(t.cfg.ackTimeout)); err != nil {
 		return attemptResult{kind: retryable, err: reason(err)}
@@ -322,7 +339,7 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 			return attemptResult{kind: canceled}
 		}
 		if isTimeout(err) {
-			return attemptResult{kind: retryable, err: fmt.Errorf("the bot did not take the message within %s", words(t.cfg.ackTimeout))}
+			return attemptResult{kind: retryable, err: fmt.Errorf("the bot did not take the message within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		}
 		return attemptResult{kind: retryable, err: reason(err)}
 	}
@@ -341,7 +358,7 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 		case err == nil:
 			return attemptResult{kind: deliveredNoAck}
 		case isTimeout(err):
-			return attemptResult{kind: retryable, err: fmt.Errorf("no answer within %s", words(t.cfg.ackTimeout))}
+			return attemptResult{kind: retryable, err: fmt.Errorf("no answer within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		default:
 			return attemptResult{kind: retryable, err: reason(err)}
 		}
@@ -419,23 +436,4 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return strconv.Itoa(n) + " " + word + "s"
-}
-
-// words writes a duration the way the logs say it: "5 seconds", "1 second",
-// "500 ms", "1.5 seconds", "2 minutes", "1 hour".
-func words(d time.Duration) string {
-	switch {
-	case d < time.Second && d%time.Millisecond == 0:
-		return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
-	case d < time.Second:
-		return d.String()
-	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int(d/time.Hour), "hour")
-	case d >= time.Minute && d%time.Minute == 0:
-		return plural(int(d/time.Minute), "minute")
-	case d%time.Second == 0:
-		return plural(int(d/time.Second), "second")
-	default:
-		return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " seconds"
-	}
 }

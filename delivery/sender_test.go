@@ -508,22 +508,9 @@ func TestSender_Deliver_noLeaks(t *testing.T) {
 
 func TestOutcome_String(t *testing.T) {
 	for o, want := range map[Outcome]string{Delivered: "delivered", DeliveredNoAck: "delivered without acknowledgment",
-		NotFound: "not found", Failed: "failed", Canceled: "canceled", Outcome(9): "Outcome(9)"} {
+		NotFound: "not found", Failed: "failed", Canceled: "canceled", Withheld: "withheld", Outcome(9): "Outcome(9)"} {
 		if got := o.String(); got != want {
 			t.Errorf("Outcome(%d).String() = %q, want %q", int(o), got, want)
-		}
-	}
-}
-
-func TestWords(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		5 * time.Second: "5 seconds", time.Second: "1 second", 500 * time.Millisecond: "500 ms",
-		time.Millisecond: "1 ms", 1500 * time.Millisecond: "1.5 seconds", 2 * time.Minute: "2 minutes",
-		time.Minute: "1 minute", 90 * time.Second: "90 seconds", time.Hour: "1 hour", 36 * time.Hour: "36 hours",
-		1500 * time.Microsecond: "1.5ms", 0: "0 ms",
-	} {
-		if got := words(d); got != want {
-			t.Errorf("words(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -31,14 +31,15 @@ type CLI struct {
 
 // Globals are the flags every subcommand shares.
 type Globals struct {
-	Config    string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
-	TokenFile string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
-	Socket    []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
-	LogFile   string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
-	LogLevel  string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
-	Interval  time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
-	RetryMin  time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`
-	RetryMax  time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" help:"Longest retry delay; also the pace while a new login is needed."`
+	Config       string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
+	TokenFile    string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
+	Socket       []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
+	AllowPeerUID []int         `name:"allow-peer-uid" env:"TOKEN_SENDER_ALLOW_PEER_UID" placeholder:"UID" help:"Also send tokens to Unix sockets served by this uid (besides this user and root); repeatable."`
+	LogFile      string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
+	LogLevel     string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
+	Interval     time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
+	RetryMin     time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`
+	RetryMax     time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" help:"Longest retry delay; also the pace while a new login is needed."`
 }
 
 // exitCode is an error that carries only an exit status: whatever needed

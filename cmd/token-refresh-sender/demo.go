@@ -82,6 +82,7 @@ func (c *DemoCmd) Run(g *Globals) error {
 		return err
 	}
 	d.MaxCycles = c.Cycles
+	sandbox.prepare(ctx, d, log)
 	if err := d.Run(ctx); err != nil {
 		return exitCode(1)
 	}

@@ -29,6 +29,10 @@ func (c *RefreshCmd) Run(g *Globals) error {
 	ctx, _, stop := handleSignals(log)
 	defer stop()
 	tok, err := d.Once(ctx)
+	if err != nil && tok.AccessToken != "" {
+		printSummary("⚠️  Token refreshed and delivered, but the token file could not be written", tok, time.Now())
+		return exitCode(1)
+	}
 	if err != nil {
 		loginHint(log, err)
 		fmt.Println("❌ Token refresh failed")

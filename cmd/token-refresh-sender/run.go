@@ -35,9 +35,19 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if _, err := tokenfile.Load(g.TokenFile); err != nil {
+		return logTokenFileError(log, err)
+	}
+	release, err := tokenfile.ClaimDaemon(g.TokenFile)
+	if err != nil {
+		log.Error(err.Error())
+		return exitCode(1)
+	}
+	defer release()
 	ctx, refreshNow, stop := handleSignals(log)
 	defer stop()
 	d.RefreshNow = refreshNow
+	g.prepare(ctx, d, log)
 	if err := d.Run(ctx); err != nil {
 		loginHint(log, err)
 		return exitCode(1)
@@ -62,7 +72,7 @@ func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client) (*daemon
 	return &daemon.Daemon{
 		Refresher: schwabClient,
 		Store:     &tokenfile.Store{Path: g.TokenFile},
-		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log}},
+		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}},
 		Classify:  classify,
 		Logger:    log,
 		Interval:  g.Interval,
@@ -73,6 +83,27 @@ func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client) (*daemon
 			{"App config", g.Config},
 		},
 	}, nil
+}
+
+// prepare readies a daemon that owns the token file: it removes temp files
+// a crash left behind and watches the file for a new login.
+func (g *Globals) prepare(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
+	if unlock, err := tokenfile.Lock(ctx, g.TokenFile); err == nil {
+		removed, err := tokenfile.CleanStaleTemps(g.TokenFile)
+		unlock()
+		for _, r := range removed {
+			log.Info("Removed a temporary file left by an interrupted write: " + r)
+		}
+		if err != nil {
+			log.Warn(err.Error())
+		}
+	}
+	changes, err := tokenfile.Watch(ctx, g.TokenFile, log)
+	if err != nil {
+		log.Warn(err.Error() + "; a new login will be picked up at the next refresh instead")
+		return
+	}
+	d.FileChanged = changes
 }
 
 // deliverer adapts delivery.Sender to the loop's Deliverer.

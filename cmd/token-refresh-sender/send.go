@@ -40,7 +40,7 @@ func (c *SendCmd) Run(g *Globals) error {
 		log.Warn("The access token in " + g.TokenFile + " expired at " + tok.ExpiresAt.Format(logging.TimeLayout) + "; sending it anyway (run `token-refresh-sender refresh` for a fresh one)")
 	}
 	printSummary("Sending token from "+g.TokenFile, tok, now)
-	sender := &delivery.Sender{Targets: targets, Logger: log}
+	sender := &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}
 	delivered := false
 	for _, r := range sender.Deliver(ctx, tok.Message()).Wait() {
 		if r.Outcome == delivery.Delivered || r.Outcome == delivery.DeliveredNoAck {
