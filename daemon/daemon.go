@@ -90,6 +90,9 @@ type Daemon struct {
 	inflight  sync.WaitGroup // background delivery retries
 }
 
+// lockWait bounds the wait for the token file's lock.
+const lockWait = 45 * time.Second
+
 // wallClockCheck bounds every wait: timers do not advance while a machine
 // is suspended, so the loop re-reads the wall clock at least this often.
 const wallClockCheck = time.Minute
@@ -190,7 +193,11 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 // refresh holds the token-file lock across read, refresh and write, so no
 // other process refreshes with the same refresh token in between.
 func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
-	unlock, err := d.Store.Lock(ctx)
+	// Another process holding the lock for longer than this is stuck; the
+	// loop must not wedge behind it (systemd's watchdog would kill us).
+	lockCtx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
+	unlock, err := d.Store.Lock(lockCtx)
 	if err != nil {
 		return tokensender.Token{}, fmt.Errorf("lock token file: %w", err)
 	}

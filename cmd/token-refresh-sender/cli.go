@@ -6,12 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/config"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
+	"github.com/schwabtools/token-refresh-sender/metrics"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
@@ -31,15 +31,21 @@ type CLI struct {
 
 // Globals are the flags every subcommand shares.
 type Globals struct {
-	Config       string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
-	TokenFile    string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
-	Socket       []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
-	AllowPeerUID []int         `name:"allow-peer-uid" env:"TOKEN_SENDER_ALLOW_PEER_UID" placeholder:"UID" help:"Also send tokens to Unix sockets served by this uid (besides this user and root); repeatable."`
-	LogFile      string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
-	LogLevel     string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
-	Interval     time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
-	RetryMin     time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`
-	RetryMax     time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" help:"Longest retry delay; also the pace while a new login is needed."`
+	Config             string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
+	TokenFile          string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
+	Socket             []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
+	AllowPeerUID       []int         `name:"allow-peer-uid" env:"TOKEN_SENDER_ALLOW_PEER_UID" placeholder:"UID" help:"Also send tokens to Unix sockets served by this uid (besides this user and root); repeatable."`
+	LogFile            string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
+	LogLevel           string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
+	LogFormat          string        `default:"text" env:"TOKEN_SENDER_LOG_FORMAT" enum:"text,json" help:"Log line format: text (the classic lines) or json (for log shippers)."`
+	LogMaxSize         int           `default:"10" env:"TOKEN_SENDER_LOG_MAX_SIZE" placeholder:"MB" help:"Rotate the log file when it reaches this many megabytes."`
+	LogMaxBackups      int           `default:"5" env:"TOKEN_SENDER_LOG_MAX_BACKUPS" help:"Rotated log files to keep."`
+	LogMaxAge          int           `default:"0" env:"TOKEN_SENDER_LOG_MAX_AGE" placeholder:"DAYS" help:"Delete rotated log files older than this many days (0: keep)."`
+	MetricsAddr        string        `env:"TOKEN_SENDER_METRICS_ADDR" placeholder:"HOST:PORT" help:"Serve Prometheus /metrics and /healthz here (off by default; loopback only)."`
+	MetricsAllowRemote bool          `env:"TOKEN_SENDER_METRICS_ALLOW_REMOTE" help:"Allow a non-loopback --metrics-addr (metrics have no authentication)."`
+	Interval           time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
+	RetryMin           time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`
+	RetryMax           time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" help:"Longest retry delay; also the pace while a new login is needed."`
 }
 
 // exitCode is an error that carries only an exit status: whatever needed
@@ -57,6 +63,14 @@ func (g *Globals) validate() error {
 	}
 	if g.RetryMin <= 0 || g.RetryMax < g.RetryMin {
 		return fmt.Errorf("--retry-min %v and --retry-max %v: both must be positive and retry-min <= retry-max", g.RetryMin, g.RetryMax)
+	}
+	if g.LogMaxSize < 1 || g.LogMaxBackups < 0 || g.LogMaxAge < 0 {
+		return fmt.Errorf("--log-max-size must be >= 1 (MB), --log-max-backups and --log-max-age >= 0")
+	}
+	if g.MetricsAddr != "" {
+		if err := metrics.ListenAddr(g.MetricsAddr, g.MetricsAllowRemote); err != nil {
+			return err
+		}
 	}
 	_, err := g.targets()
 	return err
@@ -90,25 +104,21 @@ func (g *Globals) socketList() string {
 	return s
 }
 
-// logger builds the seed-format logger writing to stdout and, unless
-// --log-file is empty, to the log file (its directory created).
-func (g *Globals) logger(stdout io.Writer) (*slog.Logger, func(), error) {
+// logger builds the logger writing to stdout and, unless --log-file is
+// empty, to the rotating log file. reopen reopens the file (SIGHUP, after
+// logrotate moved it); closeLog flushes and closes it.
+func (g *Globals) logger(stdout io.Writer) (log *slog.Logger, reopen func() error, closeLog func(), err error) {
 	level, err := logging.ParseLevel(g.LogLevel)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	w, closeFn := stdout, func() {}
-	if g.LogFile != "" {
-		if err := os.MkdirAll(filepath.Dir(g.LogFile), 0o755); err != nil {
-			return nil, nil, fmt.Errorf("--log-file %s: cannot create its directory: %w", g.LogFile, err)
-		}
-		f, err := os.OpenFile(g.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--log-file %s: cannot open: %w", g.LogFile, err)
-		}
-		w, closeFn = io.MultiWriter(stdout, f), func() { f.Close() }
+	log, reopen, closeFn, err := logging.Open(stdout, level, g.LogFormat, logging.FileOptions{
+		Path: g.LogFile, MaxSizeMB: g.LogMaxSize, MaxBackups: g.LogMaxBackups, MaxAgeDays: g.LogMaxAge,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--log-file: %w", err)
 	}
-	return slog.New(logging.NewTextHandler(w, level)), closeFn, nil
+	return log, reopen, func() { closeFn() }, nil
 }
 
 // loadApp loads the app config, logging its warnings, or logs why it cannot.

@@ -53,7 +53,7 @@ func (c *DemoCmd) Run(g *Globals) error {
 		return err
 	}
 
-	log, closeLog, err := sandbox.logger(os.Stdout)
+	log, reopenLog, closeLog, err := sandbox.logger(os.Stdout)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (c *DemoCmd) Run(g *Globals) error {
 	log.Info("Fake Schwab token endpoint: " + srv.TokenURL + " (" + c.TokenLifetime.String() + " access tokens)")
 	log.Info("Stand-in trading bot listening on " + sandbox.Socket[0])
 
-	ctx, _, stop := handleSignals(log)
+	ctx, _, stop := handleSignals(log, reopenLog)
 	defer stop()
 	bot := newListener(sandbox.Socket[0], log, "[bot] ")
 	if err := bot.Listen(); err != nil {
@@ -77,7 +77,7 @@ func (c *DemoCmd) Run(g *Globals) error {
 	}()
 
 	sc := &schwab.Client{AppKey: "demo-app-key", AppSecret: "demo-app-secret", TokenURL: srv.TokenURL, HTTPClient: schwab.NewHTTPClient(srv.RootCAs)}
-	d, err := sandbox.daemon(log, sc)
+	d, err := sandbox.daemon(log, sc, nil)
 	if err != nil {
 		return err
 	}

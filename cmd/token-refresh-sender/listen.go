@@ -22,7 +22,7 @@ func (c *ListenCmd) Run(g *Globals) error {
 		return err
 	}
 	log := slog.New(logging.NewTextHandler(os.Stdout, nil))
-	ctx, _, stop := handleSignals(log)
+	ctx, _, stop := handleSignals(log, nil)
 	defer stop()
 	r := newListener(targets[0].String(), log, "")
 	if err := r.Listen(); err != nil {

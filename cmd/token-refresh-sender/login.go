@@ -23,7 +23,7 @@ func (c *LoginCmd) Run(g *Globals) error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("--timeout %v: must be positive (the default is 5m)", c.Timeout)
 	}
-	log, closeLog, err := g.logger(os.Stdout)
+	log, reopenLog, closeLog, err := g.logger(os.Stdout)
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (c *LoginCmd) Run(g *Globals) error {
 	case c.NoBrowser:
 		mode = login.BrowserNever
 	}
-	ctx, _, stop := handleSignals(log)
+	ctx, _, stop := handleSignals(log, reopenLog)
 	defer stop()
 	res, err := login.Run(ctx, login.Options{
 		App:       app,

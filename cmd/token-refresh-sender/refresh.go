@@ -17,16 +17,16 @@ func (c *RefreshCmd) Run(g *Globals) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
-	log, closeLog, err := g.logger(os.Stdout)
+	log, reopenLog, closeLog, err := g.logger(os.Stdout)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	d, err := g.daemon(log, nil)
+	d, err := g.daemon(log, nil, nil)
 	if err != nil {
 		return err
 	}
-	ctx, _, stop := handleSignals(log)
+	ctx, _, stop := handleSignals(log, reopenLog)
 	defer stop()
 	tok, err := d.Once(ctx)
 	if err != nil && tok.AccessToken != "" {

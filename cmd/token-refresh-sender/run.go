@@ -26,12 +26,18 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
-	log, closeLog, err := g.logger(os.Stdout)
+	log, reopenLog, closeLog, err := g.logger(os.Stdout)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	d, err := g.daemon(log, nil)
+	ctx, refreshNow, stop := handleSignals(log, reopenLog)
+	defer stop()
+	obs, err := g.observe(ctx, log)
+	if err != nil {
+		return err
+	}
+	d, err := g.daemon(log, nil, obs)
 	if err != nil {
 		return err
 	}
@@ -44,9 +50,8 @@ func (c *RunCmd) Run(g *Globals) error {
 		return exitCode(1)
 	}
 	defer release()
-	ctx, refreshNow, stop := handleSignals(log)
-	defer stop()
 	d.RefreshNow = refreshNow
+	obs.attach(d)
 	g.prepare(ctx, d, log)
 	if err := d.Run(ctx); err != nil {
 		loginHint(log, err)
@@ -56,8 +61,9 @@ func (c *RunCmd) Run(g *Globals) error {
 }
 
 // daemon wires the refresh loop from the flags and the app config. A nil
-// httpClient means the production client (system roots).
-func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client) (*daemon.Daemon, error) {
+// schwabClient means the production client (system roots); obs, if set,
+// hears the outcome of every delivery.
+func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client, obs *observers) (*daemon.Daemon, error) {
 	app, err := g.loadApp(log)
 	if err != nil {
 		return nil, err
@@ -72,7 +78,7 @@ func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client) (*daemon
 	return &daemon.Daemon{
 		Refresher: schwabClient,
 		Store:     &tokenfile.Store{Path: g.TokenFile},
-		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}},
+		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}, obs.delivered},
 		Classify:  classify,
 		Logger:    log,
 		Interval:  g.Interval,
@@ -106,12 +112,16 @@ func (g *Globals) prepare(ctx context.Context, d *daemon.Daemon, log *slog.Logge
 	d.FileChanged = changes
 }
 
-// deliverer adapts delivery.Sender to the loop's Deliverer.
-type deliverer struct{ sender *delivery.Sender }
+// deliverer adapts delivery.Sender to the loop's Deliverer, reporting
+// each delivery's results to done.
+type deliverer struct {
+	sender *delivery.Sender
+	done   func([]delivery.Result)
+}
 
 func (d deliverer) Deliver(ctx context.Context, msg tokensender.Message) func() {
 	dl := d.sender.Deliver(ctx, msg)
-	return func() { dl.Wait() }
+	return func() { d.done(dl.Wait()) }
 }
 
 // classify is the loop's view of schwab's error classes.
@@ -124,11 +134,12 @@ func classify(err error) (relogin bool, retryAfter time.Duration) {
 }
 
 // handleSignals turns SIGINT/SIGTERM into a cancelled context (logging the
-// seed's shutdown lines) and SIGUSR1 into a refresh request.
-func handleSignals(log *slog.Logger) (ctx context.Context, refreshNow <-chan struct{}, stop func()) {
+// seed's shutdown lines), SIGUSR1 into a refresh request, and SIGHUP into a
+// reopen of the log file (after logrotate moved it; reopenLog may be nil).
+func handleSignals(log *slog.Logger, reopenLog func() error) (ctx context.Context, refreshNow <-chan struct{}, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGHUP)
 	now := make(chan struct{}, 1)
 	done := make(chan struct{})
 	go func() {
@@ -137,10 +148,20 @@ func handleSignals(log *slog.Logger) (ctx context.Context, refreshNow <-chan str
 			case <-done:
 				return
 			case s := <-sigs:
-				if s == syscall.SIGUSR1 {
+				switch s {
+				case syscall.SIGUSR1:
 					select {
 					case now <- struct{}{}:
 					default:
+					}
+					continue
+				case syscall.SIGHUP:
+					if reopenLog != nil {
+						if err := reopenLog(); err != nil {
+							log.Error("Could not reopen the log file: " + err.Error())
+						} else {
+							log.Info("Log file reopened (SIGHUP)")
+						}
 					}
 					continue
 				}

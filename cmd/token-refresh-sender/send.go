@@ -22,13 +22,13 @@ func (c *SendCmd) Run(g *Globals) error {
 		return err
 	}
 	targets, _ := g.targets()
-	log, closeLog, err := g.logger(os.Stdout)
+	log, reopenLog, closeLog, err := g.logger(os.Stdout)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
 
-	ctx, _, stop := handleSignals(log)
+	ctx, _, stop := handleSignals(log, reopenLog)
 	defer stop()
 	store := &tokenfile.Store{Path: g.TokenFile}
 	tok, err := readLocked(ctx, store)
