@@ -1,0 +1,377 @@
+package cpp_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
+)
+
+// waitLimit is a safety net for waiting on a subprocess, not a timing
+// assertion.
+const waitLimit = 30 * time.Second
+
+// proc is a subprocess whose stdout is collected line by line.
+type proc struct {
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []string
+	more   chan struct{}
+	stderr strings.Builder
+	done   chan struct{}
+}
+
+func startProc(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = &syncWriter{w: &p.stderr, mu: &p.mu}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+type syncWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// output is everything printed to stdout so far.
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// count is how many stdout lines so far contain substr.
+func (p *proc) count(substr string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.lines {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor blocks until n stdout lines contain substr.
+func (p *proc) waitFor(substr string, n int) {
+	p.t.Helper()
+	deadline := time.After(waitLimit)
+	for p.count(substr) < n {
+		select {
+		case <-p.more:
+		case <-p.done:
+			if p.count(substr) >= n {
+				return
+			}
+			p.t.Fatalf("%s exited before printing %q %d time(s):\n%s\nstderr: %s", p.name, substr, n, p.output(), p.errText())
+		case <-deadline:
+			p.t.Fatalf("%s: no %q %d time(s) after %s:\n%s", p.name, substr, n, waitLimit, p.output())
+		}
+	}
+}
+
+func (p *proc) errText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// stop sends sig and returns the exit code.
+func (p *proc) stop(sig syscall.Signal) int {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %s: %v", p.name, err)
+	}
+	return p.wait()
+}
+
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(waitLimit):
+		p.t.Fatalf("%s did not exit within %s:\n%s", p.name, waitLimit, p.output())
+	}
+	err := p.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+	return 0
+}
+
+// mustBuild compiles example_bot.cpp and token-refresh-sender into dir.
+func mustBuild(tb testing.TB, dir string) (bot, sender string) {
+	tb.Helper()
+	gxx, err := exec.LookPath("g++")
+	if err != nil {
+		tb.Skip("g++ not found: install it (apt-get install g++) to test the C++ receiver in contrib/cpp")
+	}
+	bot = filepath.Join(dir, "example_bot")
+	out, err := exec.Command(gxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-pthread",
+		"example_bot.cpp", "-o", bot).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("compile example_bot.cpp: %v\n%s", err, out)
+	}
+	sender = filepath.Join(dir, "token-refresh-sender")
+	out, err = exec.Command("go", "build", "-o", sender,
+		"github.com/schwabtools/token-refresh-sender/cmd/token-refresh-sender").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("build token-refresh-sender: %v\n%s", err, out)
+	}
+	return bot, sender
+}
+
+// shortDir is a temp dir with a path short enough for Unix sockets.
+func shortDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "trs")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func mustWrite(tb testing.TB, path, content string) string {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// sendRaw does what the sender does with payload (connect, write,
+// half-close) and returns the answer.
+func sendRaw(tb testing.TB, sock string, payload []byte) string {
+	tb.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		tb.Fatalf("dial %s: %v", sock, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitLimit))
+	if _, err := c.Write(payload); err != nil {
+		tb.Fatalf("write: %v", err)
+	}
+	if err := c.(*net.UnixConn).CloseWrite(); err != nil {
+		tb.Fatalf("CloseWrite: %v", err)
+	}
+	answer, err := io.ReadAll(c)
+	if err != nil && len(answer) == 0 {
+		tb.Fatalf("read answer: %v", err)
+	}
+	return string(answer)
+}
+
+// receivedLine is what example_bot prints for tok.
+func receivedLine(tok tokensender.Token) string {
+	return "example_bot: received token " + tokensender.Redact(tok.AccessToken) +
+		" expires_at=" + strconv.FormatInt(tok.ExpiresAt.Unix(), 10)
+}
+
+// The C++ example bot against the real sender (send and run), hand-written
+// bad messages, and a clean SIGTERM.
+func TestExampleBot_withSender(t *testing.T) {
+	bot, sender := mustBuild(t, t.TempDir())
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "bot.sock")
+	b := startProc(t, "example_bot", nil, bot, sock)
+	b.waitFor("example_bot: listening on "+sock, 1)
+	if info, err := os.Lstat(sock); err != nil || info.Mode().Type() != fs.ModeSocket || info.Mode().Perm() != 0o600 {
+		t.Fatalf("socket file: %v, %v; want a socket with mode 0600", info, err)
+	}
+
+	var secrets []string // no output may contain any of these
+	received := 0        // "received token" lines so far
+
+	t.Run("send", func(t *testing.T) {
+		now := time.Now()
+		tok := tokensender.Token{
+			AccessToken:  "I0.cpp-send-access-0123456789abcdef@",
+			RefreshToken: "cpp-send-refresh-0123456789abcdef@",
+			IDToken:      "cpp-id-token",
+			TokenType:    "Bearer",
+			Scope:        "api",
+			ExpiresIn:    1800,
+			ExpiresAt:    now.Add(30 * time.Minute).Truncate(time.Second),
+		}
+		secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
+		tokenFile := filepath.Join(dir, "tokens.json")
+		if err := tokenfile.Write(tokenFile, tokenfile.New(tok, now)); err != nil {
+			t.Fatal(err)
+		}
+		cfg := mustWrite(t, filepath.Join(dir, "app.yaml"), "app_key: k\napp_secret: s\n")
+		cmd := exec.Command(sender, "send", "--socket", sock, "--token-file", tokenFile, "--config", cfg, "--log-file", "")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("send: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "Token successfully sent to trading bot") {
+			t.Errorf("send output lacks the success line:\n%s", out)
+		}
+		received++
+		b.waitFor("example_bot: received token", received)
+		if want := receivedLine(tok); !strings.Contains(b.output(), want) {
+			t.Errorf("example_bot output lacks %q:\n%s", want, b.output())
+		}
+	})
+
+	t.Run("run", func(t *testing.T) {
+		const key, secret, callback = "cpp-app-key", "cpp-app-secret-0123456789", "https://127.0.0.1:8182"
+		fake := fakeschwab.New(fakeschwab.Config{AppKey: key, AppSecret: secret, CallbackURL: callback})
+		srv, err := fakeschwab.StartTLS(fake)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		login := fake.Login()
+		secrets = append(secrets, secret, login.AccessToken, login.RefreshToken)
+		tokenFile := filepath.Join(dir, "run-tokens.json")
+		if err := tokenfile.Write(tokenFile, tokenfile.New(login, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		cert := mustWrite(t, filepath.Join(dir, "fake-schwab.pem"), string(srv.CertPEM))
+		cfg := mustWrite(t, filepath.Join(dir, "run-app.yaml"), fmt.Sprintf(
+			"app_key: %s\napp_secret: %s\ncallback_url: %s\ntoken_url: %s\n", key, secret, callback, srv.TokenURL))
+
+		d := startProc(t, "token-refresh-sender run", []string{"SSL_CERT_FILE=" + cert}, sender,
+			"run", "--socket", sock, "--token-file", tokenFile, "--config", cfg, "--log-file", "")
+		d.waitFor("Next refresh at", 1)
+		if code := d.stop(syscall.SIGINT); code != 0 {
+			t.Fatalf("run exited %d after SIGINT:\n%s\nstderr: %s", code, d.output(), d.errText())
+		}
+		if !strings.Contains(d.output(), "Token successfully sent to trading bot") {
+			t.Errorf("run output lacks the success line:\n%s", d.output())
+		}
+		doc, err := tokenfile.Load(tokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := doc.Token()
+		secrets = append(secrets, fresh.AccessToken, fresh.RefreshToken)
+		if fresh.AccessToken == login.AccessToken || !fake.ValidAccessToken(fresh.AccessToken) {
+			t.Fatalf("the daemon did not save a fresh access token")
+		}
+		received++
+		b.waitFor("example_bot: received token", received)
+		if want := receivedLine(fresh); !strings.Contains(b.output(), want) {
+			t.Errorf("example_bot output lacks %q (the daemon's new token):\n%s", want, b.output())
+		}
+	})
+
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, tt := range []struct {
+		name       string
+		payload    []byte
+		secret     string
+		wantAnswer string // prefix
+		wantLine   string
+	}{
+		{
+			name:       "truncated",
+			payload:    tokensender.Message{AccessToken: "I0.cpp-truncated-access-0123456789@", RefreshToken: "cpp-truncated-refresh@", ExpiresAt: exp}.Wire()[:40],
+			secret:     "I0.cpp-truncated-access-0123456789@",
+			wantAnswer: "ERROR: not valid JSON: it ends early (truncated?)",
+			wantLine:   "example_bot: rejected message: not valid JSON: it ends early (truncated?)",
+		},
+		{
+			name:       "expired",
+			payload:    tokensender.Message{AccessToken: "I0.cpp-expired-access-0123456789@", RefreshToken: "cpp-expired-refresh@", ExpiresAt: time.Now().Add(-time.Minute).Unix()}.Wire(),
+			secret:     "I0.cpp-expired-access-0123456789@",
+			wantAnswer: "ERROR: token expired at ",
+			wantLine:   "example_bot: rejected message: token expired at ",
+		},
+		{
+			name:       "oversized",
+			payload:    tokensender.Message{AccessToken: "I0.cpp-big-" + strings.Repeat("A", 8192), RefreshToken: "cpp-big-refresh@", ExpiresAt: exp}.Wire(),
+			secret:     "I0.cpp-big-" + strings.Repeat("A", 8192),
+			wantAnswer: "ERROR: message larger than 8192 bytes",
+			wantLine:   "example_bot: rejected message: message larger than 8192 bytes",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			secrets = append(secrets, tt.secret)
+			before := b.count("example_bot: rejected message:")
+			answer := sendRaw(t, sock, tt.payload)
+			if !strings.HasPrefix(answer, tt.wantAnswer) {
+				t.Errorf("answer = %q, want it to start with %q", answer, tt.wantAnswer)
+			}
+			b.waitFor("example_bot: rejected message:", before+1)
+			if b.count(tt.wantLine) == 0 {
+				t.Errorf("example_bot output lacks %q:\n%s", tt.wantLine, b.output())
+			}
+		})
+	}
+
+	if code := b.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("example_bot exited %d after SIGTERM; stderr: %s", code, b.errText())
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("example_bot left its socket file behind: %v", err)
+	}
+	if got := b.count("example_bot: received token"); got != received {
+		t.Errorf("example_bot received %d tokens, want %d:\n%s", got, received, b.output())
+	}
+	out := b.output() + b.errText()
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("example_bot output contains a whole secret (%s):\n%s", tokensender.Redact(s), out)
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package status
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/schwabtools/token-refresh-sender/delivery"
+)
+
+// ProbeTimeout bounds the connection attempt to one socket.
+const ProbeTimeout = time.Second
+
+// SocketStatus is what a probe found at one bot address.
+type SocketStatus struct {
+	Address delivery.Address
+	// Present: the Unix socket file exists. For TCP there is no file, and
+	// Present equals Accepting.
+	Present bool
+	// Accepting: a connection was accepted (and closed at once, without
+	// sending anything).
+	Accepting bool
+	// Error says why not, in a few words ("not found", "connection
+	// refused", "not a socket"); empty when Accepting.
+	Error string
+}
+
+// Probe checks whether a bot listens at a: for a Unix socket, the file must
+// exist and be a socket; then a connection is opened within timeout and
+// closed at once without sending a byte. (A receiver may log an empty
+// message for it.)
+func Probe(a delivery.Address, timeout time.Duration) SocketStatus {
+	s := SocketStatus{Address: a}
+	if a.Network == "unix" {
+		fi, err := os.Stat(a.Addr)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				s.Error = "not found"
+			} else {
+				s.Present = true // something is in the way, we cannot tell what
+				s.Error = errorReason(err)
+			}
+			return s
+		}
+		s.Present = true
+		if fi.Mode().Type() != fs.ModeSocket {
+			s.Error = "not a socket"
+			return s
+		}
+	}
+	conn, err := net.DialTimeout(a.Network, a.Addr, timeout)
+	if err != nil {
+		s.Error = errorReason(err)
+		return s
+	}
+	_ = conn.Close()
+	s.Accepting = true
+	if a.Network != "unix" {
+		s.Present = true
+	}
+	return s
+}
+
+// errorReason is the short cause of a stat or dial error, without the
+// operation and address the report already shows.
+func errorReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
+}
