@@ -24,6 +24,7 @@ type CLI struct {
 	Refresh RefreshCmd `cmd:"" help:"Refresh once, save the token file, deliver to the bot(s), and exit."`
 	Send    SendCmd    `cmd:"" help:"Deliver the token in the token file to the bot(s) without refreshing."`
 	Listen  ListenCmd  `cmd:"" help:"Receive tokens like the trading bot would (a reference receiver)."`
+	Status  StatusCmd  `cmd:"" help:"Show token expiry, refresh-token expiry and bot sockets; exit 0 ok, 1 warning, 2 critical, 3 unknown."`
 	Login   LoginCmd   `cmd:"" help:"Log in to Schwab in the browser and write the first token file."`
 	Demo    DemoCmd    `cmd:"" help:"Run the whole system on a built-in sandbox (no Schwab account needed)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
@@ -31,21 +32,22 @@ type CLI struct {
 
 // Globals are the flags every subcommand shares.
 type Globals struct {
-	Config             string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
-	TokenFile          string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
-	Socket             []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
-	AllowPeerUID       []int         `name:"allow-peer-uid" env:"TOKEN_SENDER_ALLOW_PEER_UID" placeholder:"UID" help:"Also send tokens to Unix sockets served by this uid (besides this user and root); repeatable."`
-	LogFile            string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
-	LogLevel           string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
-	LogFormat          string        `default:"text" env:"TOKEN_SENDER_LOG_FORMAT" enum:"text,json" help:"Log line format: text (the classic lines) or json (for log shippers)."`
-	LogMaxSize         int           `default:"10" env:"TOKEN_SENDER_LOG_MAX_SIZE" placeholder:"MB" help:"Rotate the log file when it reaches this many megabytes."`
-	LogMaxBackups      int           `default:"5" env:"TOKEN_SENDER_LOG_MAX_BACKUPS" help:"Rotated log files to keep."`
-	LogMaxAge          int           `default:"0" env:"TOKEN_SENDER_LOG_MAX_AGE" placeholder:"DAYS" help:"Delete rotated log files older than this many days (0: keep)."`
-	MetricsAddr        string        `env:"TOKEN_SENDER_METRICS_ADDR" placeholder:"HOST:PORT" help:"Serve Prometheus /metrics and /healthz here (off by default; loopback only)."`
-	MetricsAllowRemote bool          `env:"TOKEN_SENDER_METRICS_ALLOW_REMOTE" help:"Allow a non-loopback --metrics-addr (metrics have no authentication)."`
-	Interval           time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
-	RetryMin           time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`
-	RetryMax           time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" help:"Longest retry delay; also the pace while a new login is needed."`
+	Config               string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" placeholder:"PATH" help:"Schwab app config (YAML)."`
+	TokenFile            string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" placeholder:"PATH" help:"Token file (schwab-py layout)."`
+	Socket               []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
+	AllowPeerUID         []int         `name:"allow-peer-uid" env:"TOKEN_SENDER_ALLOW_PEER_UID" placeholder:"UID" help:"Also send tokens to Unix sockets served by this uid (besides this user and root); repeatable."`
+	LogFile              string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
+	LogLevel             string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
+	LogFormat            string        `default:"text" env:"TOKEN_SENDER_LOG_FORMAT" enum:"text,json" help:"Log line format: text (the classic lines) or json (for log shippers)."`
+	LogMaxSize           int           `default:"10" env:"TOKEN_SENDER_LOG_MAX_SIZE" placeholder:"MB" help:"Rotate the log file when it reaches this many megabytes."`
+	LogMaxBackups        int           `default:"5" env:"TOKEN_SENDER_LOG_MAX_BACKUPS" help:"Rotated log files to keep."`
+	LogMaxAge            int           `default:"0" env:"TOKEN_SENDER_LOG_MAX_AGE" placeholder:"DAYS" help:"Delete rotated log files older than this many days (0: keep)."`
+	MetricsAddr          string        `env:"TOKEN_SENDER_METRICS_ADDR" placeholder:"HOST:PORT" help:"Serve Prometheus /metrics and /healthz here (off by default; loopback only)."`
+	MetricsAllowRemote   bool          `env:"TOKEN_SENDER_METRICS_ALLOW_REMOTE" help:"Allow a non-loopback --metrics-addr (metrics have no authentication)."`
+	Interval             time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" help:"Time between refreshes (never later than 5 minutes before expiry)."`
+	RetryMin             time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" help:"First retry delay after a failed refresh."`
+	RetryMax             time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" help:"Longest retry delay; also the pace while a new login is needed."`
+	RefreshTokenLifetime time.Duration `default:"168h" env:"TOKEN_SENDER_REFRESH_TOKEN_LIFETIME" help:"How long a refresh token lives after the browser login (Schwab: 7 days)."`
 }
 
 // exitCode is an error that carries only an exit status: whatever needed
@@ -63,6 +65,9 @@ func (g *Globals) validate() error {
 	}
 	if g.RetryMin <= 0 || g.RetryMax < g.RetryMin {
 		return fmt.Errorf("--retry-min %v and --retry-max %v: both must be positive and retry-min <= retry-max", g.RetryMin, g.RetryMax)
+	}
+	if g.RefreshTokenLifetime <= 0 {
+		return fmt.Errorf("--refresh-token-lifetime %v: must be positive (Schwab's is 168h)", g.RefreshTokenLifetime)
 	}
 	if g.LogMaxSize < 1 || g.LogMaxBackups < 0 || g.LogMaxAge < 0 {
 		return fmt.Errorf("--log-max-size must be >= 1 (MB), --log-max-backups and --log-max-age >= 0")

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // The daemon under systemd with metrics on: READY/STATUS/STOPPING reach the
@@ -89,4 +92,75 @@ func get(t *testing.T, url string, status int) string {
 		t.Errorf("GET %s: %d, want %d: %s", url, resp.StatusCode, status, b)
 	}
 	return string(b)
+}
+
+func TestStatus_exitCodesAndJSON(t *testing.T) {
+	s := newSandbox(t)
+	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
+	stdout, stderr, code := runToEnd(t, nil, s.args("status", "--json", "--socket", b.path)...)
+	if code != 0 {
+		t.Fatalf("fresh login: exit %d, want 0\n%s%s", code, stdout, stderr)
+	}
+	var report struct {
+		State                 string  `json:"state"`
+		RefreshTokenExpiresAt *string `json:"refresh_token_expires_at"`
+		Sockets               []struct {
+			Accepting bool `json:"accepting"`
+		} `json:"sockets"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &report); err != nil {
+		t.Fatalf("status --json is not one JSON object: %v\n%s", err, stdout)
+	}
+	if report.State != "ok" || report.RefreshTokenExpiresAt == nil || len(report.Sockets) != 1 || !report.Sockets[0].Accepting {
+		t.Errorf("report = %+v", report)
+	}
+	s.assertNoSecrets(stdout, stderr)
+	if s.fake.Stats().TokenRequests != 0 {
+		t.Error("status talked to Schwab")
+	}
+
+	// Logged in 6 days 20 hours ago: warning; 8 days ago: critical.
+	for _, tt := range []struct {
+		ago  time.Duration
+		code int
+	}{{6*24*time.Hour + 20*time.Hour, 1}, {8 * 24 * time.Hour, 2}} {
+		if err := tokenfile.Write(s.tokenFile, tokenfile.New(s.login, time.Now().Add(-tt.ago))); err != nil {
+			t.Fatal(err)
+		}
+		if out, _, code := runToEnd(t, nil, s.args("status", "--socket", b.path)...); code != tt.code {
+			t.Errorf("login %v ago: exit %d, want %d\n%s", tt.ago, code, tt.code, out)
+		}
+	}
+	if out, _, code := runToEnd(t, nil, s.args("status", "--token-file", filepath.Join(s.dir, "missing.json"))...); code != 3 {
+		t.Errorf("missing file: exit %d, want 3\n%s", code, out)
+	}
+}
+
+// A refresh token Schwab no longer accepts fires the relogin_required hook,
+// with no token in its environment.
+func TestRun_notifyExecOnReloginRequired(t *testing.T) {
+	s := newSandbox(t)
+	s.fake.RevokeAll()
+	envFile := filepath.Join(s.dir, "hook.env")
+	hook := "env | grep ^TOKEN_SENDER_ > " + envFile + ".tmp && mv " + envFile + ".tmp " + envFile
+	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"), "--notify-exec", hook)...)
+	p.waitFor("Notification hook ran (exec, relogin_required)", 1)
+	p.signal(syscall.SIGINT)
+	p.wait()
+	env := string(mustRead(t, envFile))
+	for _, want := range []string{"TOKEN_SENDER_EVENT=relogin_required", "TOKEN_SENDER_MESSAGE=Re-login required", "TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT="} {
+		if !strings.Contains(env, want) {
+			t.Errorf("hook environment lacks %q:\n%s", want, env)
+		}
+	}
+	s.assertNoSecrets(env)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -13,12 +13,16 @@ import (
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
+	"github.com/schwabtools/token-refresh-sender/notify"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // RunCmd is the daemon.
-type RunCmd struct{}
+type RunCmd struct {
+	NotifyExec    string `env:"TOKEN_SENDER_NOTIFY_EXEC" placeholder:"CMD" help:"Run CMD (through sh -c) on refresh_failed, relogin_required, refresh_token_expiring and recovered events."`
+	NotifyWebhook string `env:"TOKEN_SENDER_NOTIFY_WEBHOOK" placeholder:"URL" help:"POST those events as JSON to URL (Slack and Discord webhooks work as they are)."`
+}
 
 // Run validates the configuration and runs the refresh loop until SIGINT
 // or SIGTERM.
@@ -33,10 +37,11 @@ func (c *RunCmd) Run(g *Globals) error {
 	defer closeLog()
 	ctx, refreshNow, stop := handleSignals(log, reopenLog)
 	defer stop()
-	obs, err := g.observe(ctx, log)
+	obs, err := g.observe(ctx, log, &notify.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook, Logger: log})
 	if err != nil {
 		return err
 	}
+	defer obs.close()
 	d, err := g.daemon(log, nil, obs)
 	if err != nil {
 		return err

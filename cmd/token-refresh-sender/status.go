@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/schwabtools/token-refresh-sender/status"
+)
+
+// StatusCmd reports on the token file and the bot sockets for people and
+// monitoring systems. It never refreshes.
+type StatusCmd struct {
+	JSON bool `help:"Print one JSON object instead of text."`
+}
+
+// Run prints the report and exits 0 ok, 1 warning, 2 critical, 3 unknown.
+func (c *StatusCmd) Run(g *Globals) error {
+	targets, err := g.targets()
+	if err != nil {
+		return err
+	}
+	r := status.Check(g.TokenFile, targets, g.RefreshTokenLifetime, time.Now())
+	write := r.WriteText
+	if c.JSON {
+		write = r.WriteJSON
+	}
+	if err := write(os.Stdout); err != nil {
+		return err
+	}
+	if code := r.ExitCode(); code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
