@@ -182,11 +182,11 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 	}
 	d.deliver(ctx, tok)
 	next := NextRefresh(now, tok, d.Interval)
-	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
 	if recovered > 0 {
 		d.emit(Event{Kind: Recovered, Failures: recovered, Duration: took, Next: next})
 	}
 	d.emit(Event{Kind: Refreshed, Duration: took, Next: next})
+	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
 	return next
 }
 

@@ -27,6 +27,13 @@ type fakeSchwab struct {
 	now      func() time.Time // the daemon's clock, so tokens expire on it
 }
 
+// calls returns the refresh tokens seen so far.
+func (f *fakeSchwab) calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.seen...)
+}
+
 func (f *fakeSchwab) Refresh(_ context.Context, refreshToken string) (tokensender.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -472,7 +479,7 @@ func TestDaemon_Run_newLoginInFileRefreshesAtOnce(t *testing.T) {
 		// Our own write (same refresh token) is not a new login.
 		changed <- struct{}{}
 		synctest.Wait()
-		if n := len(h.schwab.seen); n != 1 {
+		if n := len(h.schwab.calls()); n != 1 {
 			t.Fatalf("refreshes after our own write = %d, want 1", n)
 		}
 
@@ -486,8 +493,8 @@ func TestDaemon_Run_newLoginInFileRefreshesAtOnce(t *testing.T) {
 		synctest.Wait()
 		stop()
 
-		if n := len(h.schwab.seen); n != 3 || h.schwab.seen[2] != "refresh-2" {
-			t.Fatalf("refreshes = %v, want a third one right after the login with refresh-2", h.schwab.seen)
+		if seen := h.schwab.calls(); len(seen) != 3 || seen[2] != "refresh-2" {
+			t.Fatalf("refreshes = %v, want a third one right after the login with refresh-2", seen)
 		}
 		if n := h.bot.count(); n != 2 {
 			t.Errorf("deliveries = %d, want 2", n)

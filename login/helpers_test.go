@@ -347,6 +347,8 @@ func netPipe(tb testing.TB) (*io.PipeReader, *io.PipeWriter) {
 // sameToken compares tokens, their expiry as instants.
 func sameToken(a, b tokensender.Token) bool {
 	ea, eb := a.ExpiresAt, b.ExpiresAt
+	ia, ib := a.RefreshTokenIssuedAt, b.RefreshTokenIssuedAt
 	a.ExpiresAt, b.ExpiresAt = time.Time{}, time.Time{}
-	return a == b && ea.Equal(eb)
+	a.RefreshTokenIssuedAt, b.RefreshTokenIssuedAt = time.Time{}, time.Time{}
+	return a == b && ea.Equal(eb) && ia.Equal(ib)
 }

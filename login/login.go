@@ -215,6 +215,7 @@ func (f *flow) complete(ctx context.Context, code string) (*Result, error) {
 		return nil, notSaved(err)
 	}
 	now := f.now()
+	tok.RefreshTokenIssuedAt = now.Truncate(time.Second) // this login
 	err = tokenfile.Write(path, tokenfile.New(tok, now))
 	if uerr := unlock(); err == nil && uerr != nil {
 		f.log.Warn(uerr.Error())
