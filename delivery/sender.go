@@ -353,14 +353,20 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 	if ctx.Err() != nil {
 		return attemptResult{kind: canceled}
 	}
+	return t.judgeAnswer(answer, err)
+}
+
+// judgeAnswer classifies what the bot sent back (answer, then readErr,
+// nil at a clean end of stream).
+func (t *targetRun) judgeAnswer(answer []byte, readErr error) attemptResult {
 	if len(answer) == 0 {
 		switch {
-		case err == nil:
+		case readErr == nil:
 			return attemptResult{kind: deliveredNoAck}
-		case isTimeout(err):
+		case isTimeout(readErr):
 			return attemptResult{kind: retryable, err: fmt.Errorf("no answer within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		default:
-			return attemptResult{kind: retryable, err: reason(err)}
+			return attemptResult{kind: retryable, err: reason(readErr)}
 		}
 	}
 	// Whatever came before an error (a reset after "ERROR", a bot that
