@@ -16,6 +16,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 )
 
 var testMsg = tokensender.Message{
@@ -60,15 +61,7 @@ func assertLines(tb testing.TB, got, want []string) {
 }
 
 // shortDir is a temp dir with a path short enough for Unix sockets.
-func shortDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.MkdirTemp("", "trs")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+func shortDir(tb testing.TB) string { return testproc.ShortDir(tb) }
 
 // bot is a fake trading bot on a real socket.
 type bot struct {

@@ -16,18 +16,11 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 )
 
 // shortDir is a temp dir with a path short enough for Unix sockets.
-func shortDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.MkdirTemp("", "trs")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+func shortDir(tb testing.TB) string { return testproc.ShortDir(tb) }
 
 // recorder collects what a Receiver reports.
 type recorder struct {

@@ -158,12 +158,12 @@ func TestRun_reloginNeededKeepsRunning(t *testing.T) {
 	before := snap(t, s.tokenFile)
 	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", b.path)...)
-	p.waitFor("Next attempt at", 1)
-	p.signal(syscall.SIGINT)
-	if code := p.wait(); code != 0 {
+	p.WaitFor("Next attempt at", 1)
+	p.Signal(syscall.SIGINT)
+	if code := p.Wait(); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	out := strings.Join(p.output(), "\n")
+	out := strings.Join(p.Output(), "\n")
 	for _, want := range []string{
 		"ERROR: Token refresh failed: HTTP 400: refresh_token_authentication_error: Failed refresh token authentication",
 		"ERROR: The refresh token is no longer accepted: run `token-refresh-sender login` to sign in again",
@@ -176,5 +176,5 @@ func TestRun_reloginNeededKeepsRunning(t *testing.T) {
 		t.Errorf("bot received %d stale tokens", n)
 	}
 	before.assertUnchanged(t)
-	s.assertNoSecrets(out, p.stderr.String())
+	s.assertNoSecrets(out, p.Stderr())
 }

@@ -34,14 +34,14 @@ func TestRun_twoCyclesThreeBotsThenSIGINT(t *testing.T) {
 
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile},
 		s.args("run", "--socket", okBot.path, "--socket", silentBot.path, "--socket", absent)...)
-	p.waitFor("Next refresh at", 1)
-	p.signal(syscall.SIGUSR1)
-	p.waitFor("Next refresh at", 2)
-	p.signal(syscall.SIGINT)
-	if code := p.wait(); code != 0 {
-		t.Fatalf("exit code %d, want 0; stderr: %s", code, p.stderr.String())
+	p.WaitFor("Next refresh at", 1)
+	p.Signal(syscall.SIGUSR1)
+	p.WaitFor("Next refresh at", 2)
+	p.Signal(syscall.SIGINT)
+	if code := p.Wait(); code != 0 {
+		t.Fatalf("exit code %d, want 0; stderr: %s", code, p.Stderr())
 	}
-	stdout := strings.Join(p.output(), "\n") + "\n"
+	stdout := strings.Join(p.Output(), "\n") + "\n"
 	golden(t, "run_two_cycles.golden", mask(stdout, s.dir))
 
 	// The log file holds the same lines as stdout.
@@ -89,22 +89,22 @@ func TestRun_twoCyclesThreeBotsThenSIGINT(t *testing.T) {
 			t.Errorf("%s first message has the wrong shape: %s", b.path, msgs[0])
 		}
 	}
-	s.assertNoSecrets(stdout, p.stderr.String(), string(logFile))
+	s.assertNoSecrets(stdout, p.Stderr(), string(logFile))
 }
 
 func TestRun_SIGTERMLogsSignal15(t *testing.T) {
 	s := newSandbox(t)
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"))...)
-	p.waitFor("Next refresh at", 1)
+	p.WaitFor("Next refresh at", 1)
 	start := time.Now()
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(); code != 0 {
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("shutdown took %v", took) // generous: only catches a wait for the next cycle
 	}
-	out := strings.Join(p.output(), "\n")
+	out := strings.Join(p.Output(), "\n")
 	for _, want := range []string{"WARNING: Bot socket not found - trading bot may not be running", "INFO: Received shutdown signal (15)", "INFO: Token Refresh Sender Stopped"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -158,16 +158,16 @@ func TestListen_receivesFromSend(t *testing.T) {
 	s := newSandbox(t)
 	sock := filepath.Join(s.dir, "listen.sock")
 	l := start(t, nil, "listen", "--socket", sock)
-	l.waitFor("Listening for tokens on "+sock, 1)
+	l.WaitFor("Listening for tokens on "+sock, 1)
 	if _, _, code := runToEnd(t, nil, s.args("send", "--socket", sock)...); code != 0 {
 		t.Fatalf("send exit %d", code)
 	}
-	l.waitFor("Received token "+tokensender.Redact(s.login.AccessToken), 1)
-	l.signal(syscall.SIGINT)
-	if code := l.wait(); code != 0 {
+	l.WaitFor("Received token "+tokensender.Redact(s.login.AccessToken), 1)
+	l.Signal(syscall.SIGINT)
+	if code := l.Wait(); code != 0 {
 		t.Errorf("listen exit %d", code)
 	}
-	s.assertNoSecrets(strings.Join(l.output(), "\n"), l.stderr.String())
+	s.assertNoSecrets(strings.Join(l.Output(), "\n"), l.Stderr())
 }
 
 func TestDemo_oneCycle(t *testing.T) {

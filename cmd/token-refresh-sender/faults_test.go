@@ -17,7 +17,7 @@ func TestRun_secondInstanceRefused(t *testing.T) {
 	s := newSandbox(t)
 	env := []string{"SSL_CERT_FILE=" + s.certFile}
 	first := start(t, env, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"))...)
-	first.waitFor("Next refresh at", 1)
+	first.WaitFor("Next refresh at", 1)
 
 	stdout, stderr, code := runToEnd(t, env, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"))...)
 	want := "another token-refresh-sender is already running for " + s.tokenFile + " (pid "
@@ -28,8 +28,8 @@ func TestRun_secondInstanceRefused(t *testing.T) {
 	if _, _, code := runToEnd(t, env, s.args("refresh", "--socket", filepath.Join(s.dir, "none.sock"))...); code != 0 {
 		t.Errorf("refresh beside a running daemon: exit %d", code)
 	}
-	first.signal(syscall.SIGTERM)
-	if code := first.wait(); code != 0 {
+	first.Signal(syscall.SIGTERM)
+	if code := first.Wait(); code != 0 {
 		t.Errorf("first daemon exit %d", code)
 	}
 }
@@ -41,23 +41,23 @@ func TestRun_picksUpNewLoginWithoutRestart(t *testing.T) {
 	s.fake.RevokeAll()
 	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", b.path)...)
-	p.waitFor("run `token-refresh-sender login`", 1)
+	p.WaitFor("run `token-refresh-sender login`", 1)
 
 	loggedIn := time.Now()
 	fresh := s.fake.Login()
 	if err := tokenfile.Write(s.tokenFile, tokenfile.New(fresh, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	p.waitFor("Token successfully sent to trading bot", 1)
+	p.WaitFor("Token successfully sent to trading bot", 1)
 	if took := time.Since(loggedIn); took > 5*time.Second {
 		t.Errorf("new login picked up after %v, want within 5s", took)
 	}
-	p.signal(syscall.SIGINT)
-	p.wait()
+	p.Signal(syscall.SIGINT)
+	p.Wait()
 	if msgs := b.received(); len(msgs) != 1 || !strings.Contains(string(msgs[0]), fresh.RefreshToken) {
 		t.Errorf("bot got %d messages, want one with the new login's refresh token", len(msgs))
 	}
-	s.assertNoSecrets(strings.Join(p.output(), "\n"))
+	s.assertNoSecrets(strings.Join(p.Output(), "\n"))
 }
 
 // A hand-edit that breaks the file while the daemon runs: a clear error,
@@ -66,14 +66,14 @@ func TestRun_corruptFileOnReloadIsNeverOverwritten(t *testing.T) {
 	s := newSandbox(t)
 	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", b.path)...)
-	p.waitFor("Next refresh at", 1)
+	p.WaitFor("Next refresh at", 1)
 	s.write("configs/schwab_tokens.json", "{\"token\": {\"refresh_token\": oops}}\n", 0o600)
-	p.waitFor("malformed JSON at line 1", 1)
+	p.WaitFor("malformed JSON at line 1", 1)
 	broken := snap(t, s.tokenFile)
-	p.signal(syscall.SIGUSR1)
-	p.waitFor("Next refresh at", 2)
-	p.signal(syscall.SIGINT)
-	p.wait()
+	p.Signal(syscall.SIGUSR1)
+	p.WaitFor("Next refresh at", 2)
+	p.Signal(syscall.SIGINT)
+	p.Wait()
 	broken.assertUnchanged(t)
 	if n := len(b.received()); n != 2 {
 		t.Errorf("bot received %d tokens, want 2 (the second refreshed from memory)", n)
@@ -111,13 +111,13 @@ func TestRefresh_kill9LeavesAWholeFile(t *testing.T) {
 	leftover := filepath.Join(filepath.Dir(s.tokenFile), ".schwab_tokens.json123456789")
 	s.write("configs/.schwab_tokens.json123456789", "{half", 0o600)
 	p := start(t, env, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"))...)
-	p.waitFor("Next refresh at", 1)
-	p.signal(syscall.SIGINT)
-	p.wait()
+	p.WaitFor("Next refresh at", 1)
+	p.Signal(syscall.SIGINT)
+	p.Wait()
 	if _, err := os.Stat(leftover); err == nil {
 		t.Errorf("stale temp file survived a daemon start")
 	}
-	if out := strings.Join(p.output(), "\n"); !strings.Contains(out, "Removed a temporary file left by an interrupted write") {
+	if out := strings.Join(p.Output(), "\n"); !strings.Contains(out, "Removed a temporary file left by an interrupted write") {
 		t.Errorf("removal not logged:\n%s", out)
 	}
 }
@@ -151,8 +151,8 @@ func TestRun_diskFullKeepsOldFileAndStillDelivers(t *testing.T) {
 	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
 	args := []string{"run", "--config", s.config, "--token-file", tokenFile, "--log-file", "", "--socket", b.path}
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, args...)
-	p.waitFor("Next refresh at", 1)
-	out := strings.Join(p.output(), "\n")
+	p.WaitFor("Next refresh at", 1)
+	out := strings.Join(p.Output(), "\n")
 	if !strings.Contains(out, "ERROR: Could not save the new token: token file "+tokenFile+": cannot write") || !strings.Contains(out, "no space left on device") {
 		t.Errorf("no ERROR naming the path and ENOSPC:\n%s", out)
 	}
@@ -162,10 +162,10 @@ func TestRun_diskFullKeepsOldFileAndStillDelivers(t *testing.T) {
 	}
 
 	os.Remove(filler)
-	p.signal(syscall.SIGUSR1)
-	p.waitFor("Next refresh at", 2)
-	p.signal(syscall.SIGINT)
-	p.wait()
+	p.Signal(syscall.SIGUSR1)
+	p.WaitFor("Next refresh at", 2)
+	p.Signal(syscall.SIGINT)
+	p.Wait()
 	if got := mustToken(t, tokenFile); got.AccessToken == s.login.AccessToken {
 		t.Error("the file was not written once space came back")
 	}

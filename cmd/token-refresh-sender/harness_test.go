@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"errors"
@@ -15,12 +14,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
@@ -36,11 +35,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "token-refresh-sender")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build token-refresh-sender:", err)
+	binary, err = testproc.Build(dir, ".", "token-refresh-sender")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -85,20 +82,9 @@ func (c *offsetClock) advance(d time.Duration) {
 	c.offset += d
 }
 
-// shortDir is a temp dir short enough for Unix socket paths.
-func shortDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.MkdirTemp("", "trs")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func newSandbox(t *testing.T) *sandbox {
 	t.Helper()
-	s := &sandbox{t: t, dir: shortDir(t), clock: &offsetClock{}}
+	s := &sandbox{t: t, dir: testproc.ShortDir(t), clock: &offsetClock{}}
 	s.fake = fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: "https://127.0.0.1:8182", Now: s.clock.now})
 	srv, err := fakeschwab.StartTLS(s.fake)
 	if err != nil {
@@ -159,109 +145,10 @@ func (s *sandbox) assertNoSecrets(outputs ...string) {
 	}
 }
 
-// proc is the binary running in the background, its stdout read line by line.
-type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	lines  []string
-	more   chan struct{}
-	stderr bytes.Buffer
-	done   chan struct{}
-}
-
-func start(t *testing.T, env []string, args ...string) *proc {
+// start runs the binary in the background.
+func start(t *testing.T, env []string, args ...string) *testproc.Proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(binary, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stderr = &p.stderr
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-	})
-	return p
-}
-
-// waitFor blocks until stdout has n lines containing substr; it fails the
-// test after a generous deadline (a safety net, not a timing assertion).
-func (p *proc) waitFor(substr string, n int) {
-	p.t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		p.mu.Lock()
-		count := 0
-		for _, l := range p.lines {
-			if strings.Contains(l, substr) {
-				count++
-			}
-		}
-		p.mu.Unlock()
-		if count >= n {
-			return
-		}
-		select {
-		case <-p.more:
-		case <-p.done:
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if count >= n {
-				return
-			}
-			p.t.Fatalf("process exited before printing %q %d times:\n%s\nstderr: %s", substr, n, strings.Join(p.lines, "\n"), p.stderr.String())
-		case <-deadline:
-			p.t.Fatalf("no %q after 30s:\n%s", substr, strings.Join(p.output(), "\n"))
-		}
-	}
-}
-
-func (p *proc) output() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
-}
-
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// wait returns the exit code once the process ends.
-func (p *proc) wait() int {
-	p.t.Helper()
-	<-p.done
-	err := p.cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return 0
+	return testproc.Start(t, "token-refresh-sender", env, binary, args...)
 }
 
 // runToEnd runs the binary to completion and returns stdout, stderr and the exit code.

@@ -35,7 +35,7 @@ func TestRun_metricsHealthAndSystemdNotify(t *testing.T) {
 	logFile := filepath.Join(s.dir, "logs", "token_refresh_sender.log")
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile, "NOTIFY_SOCKET=" + notify},
 		s.args("run", "--socket", filepath.Join(s.dir, "none.sock"), "--metrics-addr", addr)...)
-	p.waitFor("Next refresh at", 1)
+	p.WaitFor("Next refresh at", 1)
 
 	body := get(t, "http://"+addr+"/metrics", http.StatusOK)
 	for _, want := range []string{`token_sender_refresh_total{result="success"} 1`, "token_sender_access_token_expiry_timestamp_seconds", `token_sender_delivery_total{result="not_found"} 1`, "go_goroutines"} {
@@ -52,10 +52,10 @@ func TestRun_metricsHealthAndSystemdNotify(t *testing.T) {
 	if err := os.Rename(logFile, logFile+".1"); err != nil {
 		t.Fatal(err)
 	}
-	p.signal(syscall.SIGHUP)
-	p.waitFor("Log file reopened (SIGHUP)", 1)
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(); code != 0 {
+	p.Signal(syscall.SIGHUP)
+	p.WaitFor("Log file reopened (SIGHUP)", 1)
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	if data, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(data), "Token Refresh Sender Stopped") {
@@ -144,9 +144,9 @@ func TestRun_notifyExecOnReloginRequired(t *testing.T) {
 	envFile := filepath.Join(s.dir, "hook.env")
 	hook := "env | grep ^TOKEN_SENDER_ > " + envFile + ".tmp && mv " + envFile + ".tmp " + envFile
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"), "--notify-exec", hook)...)
-	p.waitFor("Notification hook ran (exec, relogin_required)", 1)
-	p.signal(syscall.SIGINT)
-	p.wait()
+	p.WaitFor("Notification hook ran (exec, relogin_required)", 1)
+	p.Signal(syscall.SIGINT)
+	p.Wait()
 	env := string(mustRead(t, envFile))
 	for _, want := range []string{"TOKEN_SENDER_EVENT=relogin_required", "TOKEN_SENDER_MESSAGE=Re-login required", "TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT="} {
 		if !strings.Contains(env, want) {

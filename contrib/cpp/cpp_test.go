@@ -1,7 +1,6 @@
 package cpp_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -12,148 +11,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // waitLimit is a safety net for waiting on a subprocess, not a timing
 // assertion.
-const waitLimit = 30 * time.Second
-
-// proc is a subprocess whose stdout is collected line by line.
-type proc struct {
-	t      *testing.T
-	name   string
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	lines  []string
-	more   chan struct{}
-	stderr strings.Builder
-	done   chan struct{}
-}
-
-func startProc(t *testing.T, name string, env []string, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stderr = &syncWriter{w: &p.stderr, mu: &p.mu}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-			p.cmd.Wait()
-		}
-	})
-	return p
-}
-
-type syncWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
-}
-
-// output is everything printed to stdout so far.
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-// count is how many stdout lines so far contain substr.
-func (p *proc) count(substr string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, l := range p.lines {
-		if strings.Contains(l, substr) {
-			n++
-		}
-	}
-	return n
-}
-
-// waitFor blocks until n stdout lines contain substr.
-func (p *proc) waitFor(substr string, n int) {
-	p.t.Helper()
-	deadline := time.After(waitLimit)
-	for p.count(substr) < n {
-		select {
-		case <-p.more:
-		case <-p.done:
-			if p.count(substr) >= n {
-				return
-			}
-			p.t.Fatalf("%s exited before printing %q %d time(s):\n%s\nstderr: %s", p.name, substr, n, p.output(), p.errText())
-		case <-deadline:
-			p.t.Fatalf("%s: no %q %d time(s) after %s:\n%s", p.name, substr, n, waitLimit, p.output())
-		}
-	}
-}
-
-func (p *proc) errText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-// stop sends sig and returns the exit code.
-func (p *proc) stop(sig syscall.Signal) int {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal %s: %v", p.name, err)
-	}
-	return p.wait()
-}
-
-func (p *proc) wait() int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(waitLimit):
-		p.t.Fatalf("%s did not exit within %s:\n%s", p.name, waitLimit, p.output())
-	}
-	err := p.cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		p.t.Fatalf("%s: %v", p.name, err)
-	}
-	return 0
-}
+const waitLimit = testproc.WaitLimit
 
 // mustBuild compiles example_bot.cpp and token-refresh-sender into dir.
 func mustBuild(tb testing.TB, dir string) (bot, sender string) {
@@ -168,24 +38,11 @@ func mustBuild(tb testing.TB, dir string) (bot, sender string) {
 	if err != nil {
 		tb.Fatalf("compile example_bot.cpp: %v\n%s", err, out)
 	}
-	sender = filepath.Join(dir, "token-refresh-sender")
-	out, err = exec.Command("go", "build", "-o", sender,
-		"github.com/schwabtools/token-refresh-sender/cmd/token-refresh-sender").CombinedOutput()
-	if err != nil {
-		tb.Fatalf("build token-refresh-sender: %v\n%s", err, out)
-	}
-	return bot, sender
-}
-
-// shortDir is a temp dir with a path short enough for Unix sockets.
-func shortDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.MkdirTemp("", "trs")
+	sender, err = testproc.Build(dir, "github.com/schwabtools/token-refresh-sender/cmd/token-refresh-sender", "token-refresh-sender")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return bot, sender
 }
 
 func mustWrite(tb testing.TB, path, content string) string {
@@ -229,10 +86,10 @@ func receivedLine(tok tokensender.Token) string {
 // bad messages, and a clean SIGTERM.
 func TestExampleBot_withSender(t *testing.T) {
 	bot, sender := mustBuild(t, t.TempDir())
-	dir := shortDir(t)
+	dir := testproc.ShortDir(t)
 	sock := filepath.Join(dir, "bot.sock")
-	b := startProc(t, "example_bot", nil, bot, sock)
-	b.waitFor("example_bot: listening on "+sock, 1)
+	b := testproc.Start(t, "example_bot", nil, bot, sock)
+	b.WaitFor("example_bot: listening on "+sock, 1)
 	if info, err := os.Lstat(sock); err != nil || info.Mode().Type() != fs.ModeSocket || info.Mode().Perm() != 0o600 {
 		t.Fatalf("socket file: %v, %v; want a socket with mode 0600", info, err)
 	}
@@ -266,9 +123,9 @@ func TestExampleBot_withSender(t *testing.T) {
 			t.Errorf("send output lacks the success line:\n%s", out)
 		}
 		received++
-		b.waitFor("example_bot: received token", received)
-		if want := receivedLine(tok); !strings.Contains(b.output(), want) {
-			t.Errorf("example_bot output lacks %q:\n%s", want, b.output())
+		b.WaitFor("example_bot: received token", received)
+		if want := receivedLine(tok); !strings.Contains(b.Text(), want) {
+			t.Errorf("example_bot output lacks %q:\n%s", want, b.Text())
 		}
 	})
 
@@ -290,14 +147,14 @@ func TestExampleBot_withSender(t *testing.T) {
 		cfg := mustWrite(t, filepath.Join(dir, "run-app.yaml"), fmt.Sprintf(
 			"app_key: %s\napp_secret: %s\ncallback_url: %s\ntoken_url: %s\n", key, secret, callback, srv.TokenURL))
 
-		d := startProc(t, "token-refresh-sender run", []string{"SSL_CERT_FILE=" + cert}, sender,
+		d := testproc.Start(t, "token-refresh-sender run", []string{"SSL_CERT_FILE=" + cert}, sender,
 			"run", "--socket", sock, "--token-file", tokenFile, "--config", cfg, "--log-file", "")
-		d.waitFor("Next refresh at", 1)
-		if code := d.stop(syscall.SIGINT); code != 0 {
-			t.Fatalf("run exited %d after SIGINT:\n%s\nstderr: %s", code, d.output(), d.errText())
+		d.WaitFor("Next refresh at", 1)
+		if code := stop(d, syscall.SIGINT); code != 0 {
+			t.Fatalf("run exited %d after SIGINT:\n%s\nstderr: %s", code, d.Text(), d.Stderr())
 		}
-		if !strings.Contains(d.output(), "Token successfully sent to trading bot") {
-			t.Errorf("run output lacks the success line:\n%s", d.output())
+		if !strings.Contains(d.Text(), "Token successfully sent to trading bot") {
+			t.Errorf("run output lacks the success line:\n%s", d.Text())
 		}
 		doc, err := tokenfile.Load(tokenFile)
 		if err != nil {
@@ -309,9 +166,9 @@ func TestExampleBot_withSender(t *testing.T) {
 			t.Fatalf("the daemon did not save a fresh access token")
 		}
 		received++
-		b.waitFor("example_bot: received token", received)
-		if want := receivedLine(fresh); !strings.Contains(b.output(), want) {
-			t.Errorf("example_bot output lacks %q (the daemon's new token):\n%s", want, b.output())
+		b.WaitFor("example_bot: received token", received)
+		if want := receivedLine(fresh); !strings.Contains(b.Text(), want) {
+			t.Errorf("example_bot output lacks %q (the daemon's new token):\n%s", want, b.Text())
 		}
 	})
 
@@ -347,31 +204,37 @@ func TestExampleBot_withSender(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			secrets = append(secrets, tt.secret)
-			before := b.count("example_bot: rejected message:")
+			before := b.Count("example_bot: rejected message:")
 			answer := sendRaw(t, sock, tt.payload)
 			if !strings.HasPrefix(answer, tt.wantAnswer) {
 				t.Errorf("answer = %q, want it to start with %q", answer, tt.wantAnswer)
 			}
-			b.waitFor("example_bot: rejected message:", before+1)
-			if b.count(tt.wantLine) == 0 {
-				t.Errorf("example_bot output lacks %q:\n%s", tt.wantLine, b.output())
+			b.WaitFor("example_bot: rejected message:", before+1)
+			if b.Count(tt.wantLine) == 0 {
+				t.Errorf("example_bot output lacks %q:\n%s", tt.wantLine, b.Text())
 			}
 		})
 	}
 
-	if code := b.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("example_bot exited %d after SIGTERM; stderr: %s", code, b.errText())
+	if code := stop(b, syscall.SIGTERM); code != 0 {
+		t.Errorf("example_bot exited %d after SIGTERM; stderr: %s", code, b.Stderr())
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("example_bot left its socket file behind: %v", err)
 	}
-	if got := b.count("example_bot: received token"); got != received {
-		t.Errorf("example_bot received %d tokens, want %d:\n%s", got, received, b.output())
+	if got := b.Count("example_bot: received token"); got != received {
+		t.Errorf("example_bot received %d tokens, want %d:\n%s", got, received, b.Text())
 	}
-	out := b.output() + b.errText()
+	out := b.Text() + b.Stderr()
 	for _, s := range secrets {
 		if strings.Contains(out, s) {
 			t.Errorf("example_bot output contains a whole secret (%s):\n%s", tokensender.Redact(s), out)
 		}
 	}
+}
+
+// stop sends sig to p and returns its exit code.
+func stop(p *testproc.Proc, sig syscall.Signal) int {
+	p.Signal(sig)
+	return p.Wait()
 }
