@@ -5,6 +5,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,10 +31,11 @@ type SocketStatus struct {
 	Error string
 }
 
-// Probe checks whether a bot listens at a: for a Unix socket, the file must
-// exist and be a socket; then a connection is opened within timeout and
-// closed at once without sending a byte. (A receiver may log an empty
-// message for it.)
+// Probe checks whether a bot listens at a. For a Unix socket the file must
+// exist and be a socket; a listener the kernel lists in /proc/net/unix
+// counts as accepting without being disturbed. Otherwise a connection is
+// opened within timeout and closed at once without sending a byte (a
+// receiver may log an empty message for it).
 func Probe(a delivery.Address, timeout time.Duration) SocketStatus {
 	s := SocketStatus{Address: a}
 	if a.Network == "unix" {
@@ -48,6 +52,10 @@ func Probe(a delivery.Address, timeout time.Duration) SocketStatus {
 		s.Present = true
 		if fi.Mode().Type() != fs.ModeSocket {
 			s.Error = "not a socket"
+			return s
+		}
+		if listeningUnix(a.Addr) {
+			s.Accepting = true
 			return s
 		}
 	}
@@ -84,4 +92,30 @@ func errorReason(err error) string {
 		return oe.Err.Error()
 	}
 	return err.Error()
+}
+
+// listeningUnix reports whether the kernel lists a listening Unix socket
+// bound to path (an absolute path, or one relative to the current
+// directory) in /proc/net/unix. False when it cannot tell.
+func listeningUnix(path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	data, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return false
+	}
+	const acceptCon = 0x10000 // __SO_ACCEPTCON: the socket listens
+	for _, line := range strings.Split(string(data), "\n") {
+		// Num RefCount Protocol Flags Type St Inode Path
+		f := strings.Fields(line)
+		if len(f) < 8 || (f[7] != path && f[7] != abs) {
+			continue
+		}
+		if flags, err := strconv.ParseUint(f[3], 16, 32); err == nil && flags&acceptCon != 0 {
+			return true
+		}
+	}
+	return false
 }
