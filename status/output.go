@@ -16,7 +16,7 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "%s: %s\n", strings.ToUpper(string(r.State)), r.Message)
 	line := func(label, value string) { fmt.Fprintf(&b, "%-23s%s\n", label+":", value) }
 	line("Token file", r.TokenFile)
-	if r.State != Unknown {
+	if r.loaded {
 		now := r.CheckedAt
 		switch t := r.AccessTokenExpiresAt; {
 		case t == nil:

@@ -76,6 +76,8 @@ type Report struct {
 	// LastRefreshAt is creation_timestamp; nil when absent.
 	LastRefreshAt *time.Time
 	Sockets       []SocketStatus
+	// loaded: the token file was read, so the times above mean something.
+	loaded bool
 }
 
 // ExitCode is r.State's exit code.
@@ -99,13 +101,19 @@ func judge(tokenFile string, lifetime time.Duration, now time.Time) Report {
 	r := Report{TokenFile: tokenFile, CheckedAt: now}
 	doc, err := tokenfile.Load(tokenFile)
 	if err != nil {
+		// No file, or a file without a refresh token: no usable token, and
+		// only a login helps. Anything else: we cannot tell.
 		r.State = Unknown
 		r.Message = err.Error()
+		if errors.Is(err, tokenfile.ErrNotFound) || errors.Is(err, tokenfile.ErrNoRefreshToken) {
+			r.State = Critical
+		}
 		if errors.Is(err, tokenfile.ErrNotFound) {
 			r.Message += "; run token-refresh-sender login to create it"
 		}
 		return r
 	}
+	r.loaded = true
 	tok := doc.Token()
 	if !tok.ExpiresAt.IsZero() && tok.AccessToken != "" {
 		r.AccessTokenExpiresAt = ptr(tok.ExpiresAt)

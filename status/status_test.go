@@ -107,11 +107,11 @@ func TestCheck(t *testing.T) {
 		{
 			name:      "no_refresh_token",
 			content:   ptr(`{"creation_timestamp": 1762983055, "token": {"access_token": "x"}}`),
-			wantState: status.Unknown, wantExit: 3,
+			wantState: status.Critical, wantExit: 2,
 		},
 		{
 			name:      "missing",
-			wantState: status.Unknown, wantExit: 3,
+			wantState: status.Critical, wantExit: 2,
 		},
 	}
 	for _, tt := range tests {

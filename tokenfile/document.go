@@ -235,6 +235,10 @@ func invalid(path, msg string) error {
 	return &fileError{msg: "token file " + path + ": " + msg, kind: ErrInvalid}
 }
 
+func noRefreshToken(path, msg string) error {
+	return &fileError{msg: "token file " + path + ": " + msg, kind: ErrInvalid, also: ErrNoRefreshToken}
+}
+
 // Parse parses data, the content of the token file at path (used only in
 // messages). Every error matches ErrInvalid and is one line, for example:
 //
@@ -269,7 +273,7 @@ func Parse(path string, data []byte) (*Document, error) {
 
 	tokRaw, ok := top.get(keyToken)
 	if !ok || isNull(tokRaw) {
-		return nil, invalid(path, "token object is missing"+runLoginSuffix)
+		return nil, noRefreshToken(path, "token object is missing"+runLoginSuffix)
 	}
 	if k := kind(tokRaw); k != "object" {
 		return nil, invalid(path, "token must be a JSON object, got "+k+fixOrLogin)
@@ -283,7 +287,7 @@ func Parse(path string, data []byte) (*Document, error) {
 		return nil, invalid(path, err.Error()+fixOrLogin)
 	}
 	if refresh == "" {
-		return nil, invalid(path, "token.refresh_token is missing or empty"+runLoginSuffix)
+		return nil, noRefreshToken(path, "token.refresh_token is missing or empty"+runLoginSuffix)
 	}
 	for _, f := range []struct {
 		o       object

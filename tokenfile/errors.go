@@ -16,17 +16,25 @@ var ErrNotFound = errors.New("token file not found")
 // run login.
 var ErrInvalid = errors.New("invalid token file")
 
+// ErrNoRefreshToken is matched, besides ErrInvalid, when the file parses but
+// holds no refresh token (no "token" object, or an empty
+// token.refresh_token): only a login can give it one.
+var ErrNoRefreshToken = errors.New("token file has no refresh token")
+
 // fileError is a one-line message for the operator that still matches a
 // sentinel (kind) and unwraps to the underlying cause.
 type fileError struct {
 	msg  string
 	kind error // ErrNotFound, ErrInvalid or nil
+	also error // a finer sentinel (ErrNoRefreshToken), or nil
 	err  error // underlying cause, may be nil
 }
 
 func (e *fileError) Error() string { return e.msg }
 
-func (e *fileError) Is(target error) bool { return e.kind != nil && target == e.kind }
+func (e *fileError) Is(target error) bool {
+	return target != nil && (target == e.kind || target == e.also)
+}
 
 func (e *fileError) Unwrap() error { return e.err }
 

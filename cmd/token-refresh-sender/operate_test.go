@@ -131,8 +131,8 @@ func TestStatus_exitCodesAndJSON(t *testing.T) {
 			t.Errorf("login %v ago: exit %d, want %d\n%s", tt.ago, code, tt.code, out)
 		}
 	}
-	if out, _, code := runToEnd(t, nil, s.args("status", "--token-file", filepath.Join(s.dir, "missing.json"))...); code != 3 {
-		t.Errorf("missing file: exit %d, want 3\n%s", code, out)
+	if out, _, code := runToEnd(t, nil, s.args("status", "--token-file", filepath.Join(s.dir, "missing.json"))...); code != 2 {
+		t.Errorf("missing file: exit %d, want 2 (no usable token)\n%s", code, out)
 	}
 }
 
