@@ -251,26 +251,33 @@ func (d *Daemon) refreshed(tok tokensender.Token, now time.Time) {
 // reloginAdvice is logged when Schwab no longer accepts the refresh token.
 const reloginAdvice = "The refresh token is no longer accepted: run `token-refresh-sender login` to sign in again"
 
-// logFailure logs a failed refresh and classifies it.
-func (d *Daemon) logFailure(err error) (relogin bool, retryAfter time.Duration) {
-	if d.Classify != nil {
-		relogin, retryAfter = d.Classify(err)
-	}
+// logFailure logs a failed refresh outside the loop (no next attempt).
+func (d *Daemon) logFailure(err error) {
 	d.Logger.Error("Token refresh failed: " + err.Error())
-	if relogin {
+	if relogin, _ := d.classify(err); relogin {
 		d.Logger.Error(reloginAdvice)
 	}
-	return relogin, retryAfter
 }
 
-// failed logs a refresh failure and decides when to try again.
+func (d *Daemon) classify(err error) (relogin bool, retryAfter time.Duration) {
+	if d.Classify == nil {
+		return false, 0
+	}
+	return d.Classify(err)
+}
+
+// failed logs a refresh failure, with the next attempt's time on the same
+// line, and decides when that attempt is.
 func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time {
 	d.failures++
-	relogin, retryAfter := d.logFailure(err)
+	relogin, retryAfter := d.classify(err)
+	at := func(next time.Time) string {
+		return fmt.Sprintf("%s (in %s", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now)))
+	}
 	if relogin {
 		next := now.Add(d.Backoff.Max)
-		d.Logger.Warn(fmt.Sprintf("Next attempt at %s (%s); a new login is picked up at that attempt",
-			next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
+		d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; next attempt at %s, or at once when a new login replaces the token file)", err, at(next)))
+		d.Logger.Error(reloginAdvice)
 		d.emit(Event{Kind: ReloginRequired, Err: err, Failures: d.failures, Duration: took, Next: next})
 		return next
 	}
@@ -279,8 +286,7 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 	if d.held.Expired(now) {
 		state = "the current access token has expired"
 	}
-	d.Logger.Warn(fmt.Sprintf("Retrying at %s (in %s, attempt %d failed; %s)",
-		next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now)), d.failures, state))
+	d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; retrying at %s, attempt %d failed; %s)", err, at(next), d.failures, state))
 	d.emit(Event{Kind: RefreshFailed, Err: err, Failures: d.failures, Duration: took, Next: next})
 	return next
 }

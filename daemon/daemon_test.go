@@ -286,9 +286,9 @@ func TestDaemon_Run_retriesTransientFailuresWithBackoff(t *testing.T) {
 		}
 		log := strings.Join(h.log.messages(), "\n")
 		for _, want := range []string{
-			"ERROR: Token refresh failed: HTTP 503",
-			"in 2 seconds, attempt 1 failed; the current access token is still valid",
-			"in 4 seconds, attempt 2 failed",
+			"ERROR: Token refresh failed: HTTP 503; retrying at ",
+			"(in 2 seconds, attempt 1 failed; the current access token is still valid until ",
+			"(in 4 seconds, attempt 2 failed;",
 			"INFO: Token refresh recovered after 2 failed attempt(s)",
 		} {
 			if !strings.Contains(log, want) {

@@ -158,7 +158,7 @@ func TestRun_reloginNeededKeepsRunning(t *testing.T) {
 	before := snap(t, s.tokenFile)
 	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", b.path)...)
-	p.WaitFor("Next attempt at", 1)
+	p.WaitFor("next attempt at", 1)
 	p.Signal(syscall.SIGINT)
 	if code := p.Wait(); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
