@@ -77,3 +77,11 @@ func TestToken_Expired(t *testing.T) {
 		t.Errorf("Message().ExpiresAt = %d", got)
 	}
 }
+
+func BenchmarkMessage_Wire(b *testing.B) {
+	msg := tokensender.Message{AccessToken: "I0.b2F1dGgyLmJkYy5zY2h3YWIuY29tA3c0aGVyZWlzYXZlcnlsb25ndG9rZW4@", RefreshToken: "tGpK0b2F1dGgyLmJkYy5zY2h3YWIuY29tA3c0aGVyZWlzYXZlcnlsb25n@", ExpiresAt: 1762984855}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = msg.Wire()
+	}
+}

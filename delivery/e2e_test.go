@@ -116,3 +116,17 @@ func TestParseAddress_receiverAgrees(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSender_Deliver measures one delivery to the reference receiver
+// over a Unix socket: connect, send, half-close, wait for OK.
+func BenchmarkSender_Deliver(b *testing.B) {
+	addr := mustServeReceiver(b, &receiver.Receiver{Addr: filepath.Join(shortDir(b), "bot.sock")})
+	s := &Sender{Targets: []Address{addr}}
+	msg := tokensender.Message{AccessToken: "I0.bench-access-token@", RefreshToken: "bench-refresh-token@", ExpiresAt: time.Now().Add(time.Hour).Unix()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := s.Deliver(context.Background(), msg).Wait(); r[0].Outcome != Delivered {
+			b.Fatalf("outcome %v: %v", r[0].Outcome, r[0].Err)
+		}
+	}
+}
