@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/daemon"
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
@@ -113,23 +113,12 @@ func (r *recorder) count() int {
 }
 
 // syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type syncBuffer struct{ testkit.Buffer }
 
 // messages returns the logged lines without their timestamps.
 func (b *syncBuffer) messages() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []string
-	for _, line := range strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 		if i := strings.Index(line, "] "); i >= 0 {
 			line = line[i+2:]
 		}

@@ -14,13 +14,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/config"
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
@@ -30,44 +30,14 @@ const (
 )
 
 // clock is a fake clock shared by fakeschwab, the schwab client and Run.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type clock = testkit.Clock
 
 func newClock() *clock {
-	return &clock{now: time.Date(2025, 11, 13, 8, 44, 24, 0, time.UTC)}
+	return testkit.NewClock(time.Date(2025, 11, 13, 8, 44, 24, 0, time.UTC))
 }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes (log output).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is log output written by several goroutines.
+type syncBuffer = testkit.Buffer
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(tb testing.TB) int {

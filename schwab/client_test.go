@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
@@ -23,22 +23,7 @@ const (
 	callback  = "https://127.0.0.1:8182"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type fakeClock = testkit.Clock
 
 type env struct {
 	fake   *fakeschwab.Server
@@ -51,7 +36,7 @@ type env struct {
 // one fake clock whose time has a fractional second.
 func mustStart(tb testing.TB) *env {
 	tb.Helper()
-	clock := &fakeClock{t: time.Date(2025, 11, 12, 21, 30, 55, 700_000_000, time.UTC)}
+	clock := testkit.NewClock(time.Date(2025, 11, 12, 21, 30, 55, 700_000_000, time.UTC))
 	fake := fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: callback, Now: clock.Now})
 	ts, err := fakeschwab.StartTLS(fake)
 	if err != nil {
