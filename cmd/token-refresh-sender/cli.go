@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -124,6 +125,35 @@ func (g *Globals) logger(stdout io.Writer) (log *slog.Logger, reopen func() erro
 		return nil, nil, nil, fmt.Errorf("--log-file: %w", err)
 	}
 	return log, reopen, func() { closeFn() }, nil
+}
+
+// session is what every subcommand that logs sets up first: the logger and
+// signal handling (SIGINT/SIGTERM cancel ctx, SIGUSR1 asks for a refresh,
+// SIGHUP reopens the log file).
+type session struct {
+	log        *slog.Logger
+	ctx        context.Context
+	refreshNow <-chan struct{}
+	close      func()
+}
+
+// begin validates the shared flags and starts a session writing to
+// stdout and the log file. Call close when done.
+func (g *Globals) begin() (*session, error) {
+	if err := g.validate(); err != nil {
+		return nil, err
+	}
+	return g.beginLogging()
+}
+
+// beginLogging starts a session without validating the flags.
+func (g *Globals) beginLogging() (*session, error) {
+	log, reopen, closeLog, err := g.logger(os.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	ctx, refreshNow, stop := handleSignals(log, reopen)
+	return &session{log: log, ctx: ctx, refreshNow: refreshNow, close: func() { stop(); closeLog() }}, nil
 }
 
 // loadApp loads the app config, logging its warnings, or logs why it cannot.

@@ -23,11 +23,12 @@ func (c *LoginCmd) Run(g *Globals) error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("--timeout %v: must be positive (the default is 5m)", c.Timeout)
 	}
-	log, reopenLog, closeLog, err := g.logger(os.Stdout)
+	s, err := g.beginLogging()
 	if err != nil {
 		return err
 	}
-	defer closeLog()
+	defer s.close()
+	log := s.log
 	app, err := g.loadApp(log)
 	if err != nil {
 		return err
@@ -39,9 +40,7 @@ func (c *LoginCmd) Run(g *Globals) error {
 	case c.NoBrowser:
 		mode = login.BrowserNever
 	}
-	ctx, _, stop := handleSignals(log, reopenLog)
-	defer stop()
-	res, err := login.Run(ctx, login.Options{
+	res, err := login.Run(s.ctx, login.Options{
 		App:       app,
 		TokenFile: g.TokenFile,
 		Client:    client(app),

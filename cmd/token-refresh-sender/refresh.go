@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
@@ -14,21 +13,17 @@ type RefreshCmd struct{}
 
 // Run refreshes, saves, delivers, and prints a short summary.
 func (c *RefreshCmd) Run(g *Globals) error {
-	if err := g.validate(); err != nil {
-		return err
-	}
-	log, reopenLog, closeLog, err := g.logger(os.Stdout)
+	s, err := g.begin()
 	if err != nil {
 		return err
 	}
-	defer closeLog()
+	defer s.close()
+	log := s.log
 	d, err := g.daemon(log, nil, nil)
 	if err != nil {
 		return err
 	}
-	ctx, _, stop := handleSignals(log, reopenLog)
-	defer stop()
-	tok, err := d.Once(ctx)
+	tok, err := d.Once(s.ctx)
 	if err != nil && tok.AccessToken != "" {
 		printSummary("⚠️  Token refreshed and delivered, but the token file could not be written", tok, time.Now())
 		return exitCode(1)

@@ -27,16 +27,12 @@ type RunCmd struct {
 // Run validates the configuration and runs the refresh loop until SIGINT
 // or SIGTERM.
 func (c *RunCmd) Run(g *Globals) error {
-	if err := g.validate(); err != nil {
-		return err
-	}
-	log, reopenLog, closeLog, err := g.logger(os.Stdout)
+	s, err := g.begin()
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	ctx, refreshNow, stop := handleSignals(log, reopenLog)
-	defer stop()
+	defer s.close()
+	log, ctx := s.log, s.ctx
 	obs, err := g.observe(ctx, log, &notify.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook, Logger: log})
 	if err != nil {
 		return err
@@ -55,7 +51,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		return exitCode(1)
 	}
 	defer release()
-	d.RefreshNow = refreshNow
+	d.RefreshNow = s.refreshNow
 	obs.attach(d)
 	g.prepare(ctx, d, log)
 	if err := d.Run(ctx); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
@@ -18,18 +17,13 @@ type SendCmd struct{}
 // Run reads the token file and delivers its token to every --socket. It
 // exits 0 when at least one bot took the token, 1 otherwise.
 func (c *SendCmd) Run(g *Globals) error {
-	if err := g.validate(); err != nil {
-		return err
-	}
-	targets, _ := g.targets()
-	log, reopenLog, closeLog, err := g.logger(os.Stdout)
+	s, err := g.begin()
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-
-	ctx, _, stop := handleSignals(log, reopenLog)
-	defer stop()
+	defer s.close()
+	log, ctx := s.log, s.ctx
+	targets, _ := g.targets()
 	store := &tokenfile.Store{Path: g.TokenFile}
 	tok, err := readLocked(ctx, store)
 	if err != nil {
