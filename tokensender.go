@@ -9,6 +9,8 @@
 package tokensender
 
 import (
+	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -136,3 +138,27 @@ func Redact(secret string) string {
 	}
 	return sb.String() + "..."
 }
+
+// String shows the token with its secrets redacted, so that a stray %v in a
+// log line or error never prints a whole token.
+func (t Token) String() string {
+	return fmt.Sprintf("Token{access %s, refresh %s, expires %s}",
+		Redact(t.AccessToken), Redact(t.RefreshToken), t.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// GoString is String, for %#v.
+func (t Token) GoString() string { return t.String() }
+
+// LogValue keeps slog from printing the secrets.
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// String shows the message with its secrets redacted.
+func (m Message) String() string {
+	return fmt.Sprintf("Message{access %s, refresh %s, expires_at %d}", Redact(m.AccessToken), Redact(m.RefreshToken), m.ExpiresAt)
+}
+
+// GoString is String, for %#v.
+func (m Message) GoString() string { return m.String() }
+
+// LogValue keeps slog from printing the secrets.
+func (m Message) LogValue() slog.Value { return slog.StringValue(m.String()) }

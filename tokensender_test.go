@@ -2,6 +2,8 @@ package tokensender_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +85,19 @@ func BenchmarkMessage_Wire(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = msg.Wire()
+	}
+}
+
+func TestToken_formattingNeverShowsSecrets(t *testing.T) {
+	tok := tokensender.Token{AccessToken: "I0.access-secret-value-0123456789@", RefreshToken: "refresh-secret-value-0123456789@", ExpiresAt: time.Unix(1762984855, 0)}
+	var buf strings.Builder
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "token", tok, "msg", tok.Message())
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v %s", tok, tok, tok, tok), fmt.Sprintf("%v %+v %#v", tok.Message(), tok.Message(), tok.Message()), buf.String()} {
+		if strings.Contains(out, "secret-value") {
+			t.Errorf("formatting shows a secret: %s", out)
+		}
+		if !strings.Contains(out, "...") {
+			t.Errorf("formatting shows no prefix at all: %s", out)
+		}
 	}
 }
