@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -221,4 +222,56 @@ func waitForSocket(t *testing.T, path string) {
 		}
 	}
 	t.Fatalf("no socket at %s", path)
+}
+
+// Permission denied on write (the directory is not writable for the user
+// the daemon runs as): the old file stays whole and the bot still gets the
+// token.
+func TestRefresh_permissionDeniedKeepsOldFileAndStillDelivers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run the binary as another uid")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not found")
+	}
+	s := newSandbox(t)
+	os.Chmod(s.dir, 0o755)
+	// The binary, config and cert must be readable by nobody; the token
+	// file and its lock writable by nobody, the directory not.
+	bin := filepath.Join(s.dir, "token-refresh-sender")
+	if err := os.WriteFile(bin, mustRead(t, binary), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	confDir := filepath.Dir(s.tokenFile)
+	os.Chmod(confDir, 0o755)
+	os.Chmod(s.config, 0o644)
+	for _, f := range []string{s.tokenFile, s.tokenFile + ".lock"} {
+		if _, err := os.Stat(f); err != nil {
+			os.WriteFile(f, nil, 0o600)
+		}
+		if err := os.Chown(f, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snap(t, s.tokenFile)
+	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
+	os.Chmod(b.path, 0o777)
+
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "refresh",
+		"--config", s.config, "--token-file", s.tokenFile, "--log-file", "", "--socket", b.path)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.certFile)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("refresh: %v, want exit 1 (token not saved):\n%s", err, out)
+	}
+	want := "ERROR: Could not save the new token: token file " + s.tokenFile + ": cannot write: permission denied"
+	if !strings.Contains(string(out), want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	before.assertUnchanged(t)
+	if n := len(b.received()); n != 1 {
+		t.Errorf("bot received %d tokens, want 1 despite the failed write", n)
+	}
+	s.assertNoSecrets(string(out))
 }
