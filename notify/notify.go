@@ -7,7 +7,7 @@
 // fails or hangs is logged and never stops or slows the daemon. A [Policy]
 // turns daemon events into notifications. No token is ever passed to a hook:
 // a [Notification] has no field that could hold one, and the hook command's
-// environment has SCHWAB_APP_SECRET removed.
+// environment has SCHWAB_APP_SECRET and TOKEN_SENDER_NOTIFY_WEBHOOK removed.
 package notify
 
 import (
@@ -79,7 +79,8 @@ type Notifier struct {
 	// Exec is run as `sh -c Exec` on each notification, with
 	// TOKEN_SENDER_EVENT, TOKEN_SENDER_MESSAGE and
 	// TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT added to the daemon's
-	// environment (minus SCHWAB_APP_SECRET). Empty: no command.
+	// environment (minus SCHWAB_APP_SECRET and TOKEN_SENDER_NOTIFY_WEBHOOK).
+	// Empty: no command.
 	Exec string
 	// Webhook receives a JSON POST on each notification. Empty: none.
 	Webhook string
@@ -250,14 +251,15 @@ func (n *Notifier) runExec(ctx context.Context, ev Notification) error {
 	return ee
 }
 
-// hookEnv is env without SCHWAB_APP_SECRET or stale TOKEN_SENDER_* event
-// variables, plus the notification's variables.
+// hookEnv is env without SCHWAB_APP_SECRET, the webhook URL (Slack's are
+// secrets too) or stale TOKEN_SENDER_* event variables, plus the
+// notification's variables.
 func hookEnv(env []string, ev Notification) []string {
 	out := make([]string, 0, len(env)+3)
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "SCHWAB_APP_SECRET", EnvEvent, EnvMessage, EnvExpiresAt:
+		case "SCHWAB_APP_SECRET", "TOKEN_SENDER_NOTIFY_WEBHOOK", EnvEvent, EnvMessage, EnvExpiresAt:
 			continue
 		}
 		out = append(out, kv)

@@ -91,6 +91,7 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 
 func TestNotifier_Notify_exec(t *testing.T) {
 	t.Setenv("SCHWAB_APP_SECRET", appSecret)
+	t.Setenv("TOKEN_SENDER_NOTIFY_WEBHOOK", "https://hooks.slack.com/services/T000/B000/SECRETPATH")
 	t.Setenv("TOKEN_SENDER_EVENT", "stale") // replaced, not duplicated
 	out := filepath.Join(t.TempDir(), "env.txt")
 	log, logs := newLogger(t)
@@ -122,8 +123,8 @@ func TestNotifier_Notify_exec(t *testing.T) {
 	if c := strings.Count(env, "TOKEN_SENDER_EVENT="); c != 1 {
 		t.Errorf("TOKEN_SENDER_EVENT appears %d times, want 1", c)
 	}
-	if strings.Contains(env, "SCHWAB_APP_SECRET") {
-		t.Error("hook environment contains SCHWAB_APP_SECRET")
+	if strings.Contains(env, "SCHWAB_APP_SECRET") || strings.Contains(env, "SECRETPATH") {
+		t.Error("hook environment contains the app secret or the webhook URL")
 	}
 	assertNoSecret(t, "hook environment", env)
 	if want := "INFO: Notification hook ran (exec, refresh_failed)"; !strings.Contains(logs.String(), want) {
