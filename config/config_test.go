@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 )
 
 const (
@@ -452,17 +453,7 @@ func TestSuggest(t *testing.T) {
 // FuzzParse: the parser never panics; a success has credentials and https
 // URLs; messages are single lines that never show a long secret.
 func FuzzParse(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testkit.AddSeeds(f, filepath.Join("testdata", "*.yaml"))
 	for _, s := range []string{
 		"", "{", "- a", "app_key: [x]", "app_key: &a x\napp_secret: *a\n", "? [a]\n: b\n", "app_key: x\napp_key: y\n",
 		"a: &a [*a]\n", "app_key: !!binary aGVsbG8=\napp_secret: s\n", "<<: {app_key: x}\n", "\t", "app_key: \"\\u0000\"\n",

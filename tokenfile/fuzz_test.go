@@ -2,7 +2,6 @@ package tokenfile
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,22 +9,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 )
 
 // FuzzParse: Parse never panics, its errors are one line, and whatever it
 // accepts survives Marshal -> Parse (twice the same bytes), also after Apply.
 func FuzzParse(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testkit.AddSeeds(f, filepath.Join("testdata", "*.json"))
 	for _, s := range []string{
 		validDoc, "", "{}", "[]", "null", `{"token": {}}`, `{"token": {"refresh_token": "r"}}`,
 		`{"token": {"refresh_token": "r", "expires_at": 1.5e9, "expires_in": "x"}}`,

@@ -1,11 +1,15 @@
-// Package testkit holds small fakes that many packages' tests share: a
-// clock that moves only when told to, and a buffer that several goroutines
-// can write log lines to. It is for tests only.
+// Package testkit holds small helpers that many packages' tests share: a
+// clock that moves only when told to, a buffer that several goroutines can
+// write log lines to, and fuzz seeds read from testdata. It is for tests
+// only.
 package testkit
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -51,4 +55,21 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// AddSeeds adds every file matching pattern (such as "testdata/*.json")
+// to f's seed corpus.
+func AddSeeds(f *testing.F, pattern string) {
+	f.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 }
