@@ -37,7 +37,13 @@ func TestRun_metricsHealthAndSystemdNotify(t *testing.T) {
 		s.args("run", "--socket", filepath.Join(s.dir, "none.sock"), "--metrics-addr", addr)...)
 	p.WaitFor("Next refresh at", 1)
 
+	// A delivery is counted when it has finished, which happens in the
+	// background just after the cycle's last log line: scrape until then.
 	body := get(t, "http://"+addr+"/metrics", http.StatusOK)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(body, "token_sender_delivery_total{") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		body = get(t, "http://"+addr+"/metrics", http.StatusOK)
+	}
 	for _, want := range []string{`token_sender_refresh_total{result="success"} 1`, "token_sender_access_token_expiry_timestamp_seconds", `token_sender_delivery_total{result="not_found"} 1`, "go_goroutines"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
