@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -39,17 +38,8 @@ func newClock() *clock {
 // syncBuffer is log output written by several goroutines.
 type syncBuffer = testkit.Buffer
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("listen: %v", err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
+// freePort returns a TCP port for the login callback server.
+func freePort(tb testing.TB) int { return testkit.FreePort(tb) }
 
 // env is one login test setup: a fake Schwab over HTTPS, an app config
 // whose callback is a free local port, and a token file path.

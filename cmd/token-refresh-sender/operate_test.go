@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
@@ -25,12 +27,7 @@ func TestRun_metricsHealthAndSystemdNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 
 	logFile := filepath.Join(s.dir, "logs", "token_refresh_sender.log")
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile, "NOTIFY_SOCKET=" + notify},
@@ -40,7 +37,7 @@ func TestRun_metricsHealthAndSystemdNotify(t *testing.T) {
 	// A delivery is counted when it has finished, which happens in the
 	// background just after the cycle's last log line: scrape until then.
 	body := get(t, "http://"+addr+"/metrics", http.StatusOK)
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(body, "token_sender_delivery_total{") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(body, `token_sender_delivery_total{result="not_found"} 1`) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 		body = get(t, "http://"+addr+"/metrics", http.StatusOK)
 	}

@@ -6,8 +6,11 @@ package testkit
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -72,4 +75,23 @@ func AddSeeds(f *testing.F, pattern string) {
 		}
 		f.Add(b)
 	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// a server another process or goroutine is about to bind. It is picked
+// below Linux's ephemeral range (32768 and up), so the kernel does not hand
+// it to another test's listener or outgoing connection in the meantime.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
+	}
+	tb.Fatal("no free TCP port between 20000 and 32000 on 127.0.0.1")
+	return 0
 }
