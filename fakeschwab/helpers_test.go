@@ -37,8 +37,16 @@ type env struct {
 // mustStart starts a fake on real HTTPS with a fake clock.
 func mustStart(tb testing.TB) *env {
 	tb.Helper()
+	return mustStartWith(tb, fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: callback})
+}
+
+// mustStartWith is mustStart with another app registration; cfg.Now is
+// set to the env's fake clock.
+func mustStartWith(tb testing.TB, cfg fakeschwab.Config) *env {
+	tb.Helper()
 	clock := newFakeClock()
-	s := fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: callback, Now: clock.Now})
+	cfg.Now = clock.Now
+	s := fakeschwab.New(cfg)
 	ts, err := fakeschwab.StartTLS(s)
 	if err != nil {
 		tb.Fatal(err)

@@ -184,17 +184,8 @@ func TestServer_TokenErrors(t *testing.T) {
 
 func TestServer_TokenBasicAuthFormEncoded(t *testing.T) {
 	// RFC 6749 2.3.1: credentials are form-encoded before Basic encoding.
-	clock := newFakeClock()
-	s := fakeschwab.New(fakeschwab.Config{AppKey: "key+1", AppSecret: "s/e:c", CallbackURL: callback, Now: clock.Now})
-	ts, err := fakeschwab.StartTLS(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.Close()
-	e := mustStart(t)
-	e.ts = ts
-	e.hc.Transport.(*http.Transport).TLSClientConfig.RootCAs = ts.RootCAs
-	tok := s.Login()
+	e := mustStartWith(t, fakeschwab.Config{AppKey: "key+1", AppSecret: "s/e:c", CallbackURL: callback})
+	tok := e.s.Login()
 	mustTokenBody(t, e.post(t, url.QueryEscape("key+1"), url.QueryEscape("s/e:c"), refreshForm(tok.RefreshToken)))
 	mustTokenBody(t, e.post(t, "key+1", "s/e:c", refreshForm(tok.RefreshToken)))
 }
@@ -367,17 +358,8 @@ func TestServer_AuthorizeConsent(t *testing.T) {
 }
 
 func TestServer_AuthorizeCallbackWithPath(t *testing.T) {
-	clock := newFakeClock()
-	s := fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: "https://127.0.0.1:8182/cb?x=1", Now: clock.Now})
-	ts, err := fakeschwab.StartTLS(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.Close()
-	e := mustStart(t)
-	e.ts = ts
-	e.hc.Transport.(*http.Transport).TLSClientConfig.RootCAs = ts.RootCAs
-	r := e.postForm(t, ts.AuthorizeURL, url.Values{"client_id": {appKey}, "redirect_uri": {"https://127.0.0.1:8182/cb?x=1"}, "decision": {"deny"}})
+	e := mustStartWith(t, fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: "https://127.0.0.1:8182/cb?x=1"})
+	r := e.postForm(t, e.ts.AuthorizeURL, url.Values{"client_id": {appKey}, "redirect_uri": {"https://127.0.0.1:8182/cb?x=1"}, "decision": {"deny"}})
 	if got, want := r.header.Get("Location"), "https://127.0.0.1:8182/cb?x=1&error=access_denied"; got != want {
 		t.Errorf("Location %q, want %q", got, want)
 	}

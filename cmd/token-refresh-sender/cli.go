@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/config"
@@ -57,8 +58,6 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-func asExitCode(err error, target *exitCode) bool { return errors.As(err, target) }
-
 // validate checks the flags that every subcommand uses.
 func (g *Globals) validate() error {
 	if g.Interval < time.Second {
@@ -99,16 +98,7 @@ func (g *Globals) targets() ([]delivery.Address, error) {
 }
 
 // socketList is the "Socket path:" line's value.
-func (g *Globals) socketList() string {
-	s := ""
-	for i, t := range g.Socket {
-		if i > 0 {
-			s += ", "
-		}
-		s += t
-	}
-	return s
-}
+func (g *Globals) socketList() string { return strings.Join(g.Socket, ", ") }
 
 // logger builds the logger writing to stdout and, unless --log-file is
 // empty, to the rotating log file. reopen reopens the file (SIGHUP, after

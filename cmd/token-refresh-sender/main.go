@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -38,7 +39,7 @@ func run(args []string) int {
 	}
 	if err := kctx.Run(&cli.Globals); err != nil {
 		var ec exitCode
-		if asExitCode(err, &ec) {
+		if errors.As(err, &ec) {
 			return int(ec)
 		}
 		fmt.Fprintln(os.Stderr, "token-refresh-sender:", err)
