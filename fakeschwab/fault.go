@@ -133,7 +133,9 @@ func (f Fault) apply(w http.ResponseWriter, r *http.Request) (proceed bool) {
 		case <-t.C:
 			return true
 		case <-r.Context().Done():
-			return false
+			// The client gave up: drop the connection rather than let
+			// net/http send an empty 200.
+			panic(http.ErrAbortHandler)
 		}
 	case FaultKindReset:
 		reset(w)

@@ -122,6 +122,11 @@ func (c *Client) do(ctx context.Context, op, grant string,
 	}
 	start := now()
 	ot, err := call(context.WithValue(ctx, oauth2.HTTPClient, &hcRec), conf)
+	if err != nil && ctx.Err() != nil {
+		// Our own deadline or cancellation is the reason, whatever half an
+		// answer arrived before it.
+		return tokensender.Token{}, &Error{Op: op, Kind: KindTransient, Err: ctx.Err(), Description: ctx.Err().Error()}
+	}
 	if err != nil {
 		return tokensender.Token{}, newError(op, err, rec.result(), now(), secrets)
 	}
