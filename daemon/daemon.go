@@ -81,7 +81,7 @@ type Daemon struct {
 	Settings [][2]string
 	// OnEvent, if set, hears every state change (metrics, alert hooks,
 	// systemd). It is called on the loop's goroutine and must not block.
-	OnEvent func(Event)
+	OnEvent func(tokensender.Event)
 
 	held      tokensender.Token // the newest token we know to be good
 	saveErr   error             // why the last refreshed token is not in the file
@@ -116,7 +116,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.Logger.Info(s[0] + ": " + s[1])
 	}
 	defer d.stop()
-	d.emit(Event{Kind: Started})
+	d.emit(tokensender.Event{Kind: tokensender.EventStarted})
 
 	next := d.now()
 	for cycle := 1; d.MaxCycles == 0 || cycle <= d.MaxCycles; cycle++ {
@@ -183,9 +183,9 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 	d.deliver(ctx, tok)
 	next := NextRefresh(now, tok, d.Interval)
 	if recovered > 0 {
-		d.emit(Event{Kind: Recovered, Failures: recovered, Duration: took, Next: next})
+		d.emit(tokensender.Event{Kind: tokensender.EventRecovered, Failures: recovered, Duration: took, Next: next})
 	}
-	d.emit(Event{Kind: Refreshed, Duration: took, Next: next})
+	d.emit(tokensender.Event{Kind: tokensender.EventRefreshed, Duration: took, Next: next})
 	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
 	return next
 }
@@ -278,7 +278,7 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 		next := now.Add(d.Backoff.Max)
 		d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; next attempt at %s, or at once when a new login replaces the token file)", err, at(next)))
 		d.Logger.Error(reloginAdvice)
-		d.emit(Event{Kind: ReloginRequired, Err: err, Failures: d.failures, Duration: took, Next: next})
+		d.emit(tokensender.Event{Kind: tokensender.EventReloginRequired, Err: err, Failures: d.failures, Duration: took, Next: next})
 		return next
 	}
 	next := NextRetry(now, d.Backoff.Delay(d.failures), retryAfter, d.held)
@@ -287,7 +287,7 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 		state = "the current access token has expired"
 	}
 	d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; retrying at %s, attempt %d failed; %s)", err, at(next), d.failures, state))
-	d.emit(Event{Kind: RefreshFailed, Err: err, Failures: d.failures, Duration: took, Next: next})
+	d.emit(tokensender.Event{Kind: tokensender.EventRefreshFailed, Err: err, Failures: d.failures, Duration: took, Next: next})
 	return next
 }
 
@@ -361,7 +361,7 @@ func (d *Daemon) newLoginInFile() bool {
 }
 
 func (d *Daemon) stop() {
-	d.emit(Event{Kind: Stopping})
+	d.emit(tokensender.Event{Kind: tokensender.EventStopping})
 	if d.deliveryC != nil {
 		d.deliveryC()
 	}
@@ -370,7 +370,7 @@ func (d *Daemon) stop() {
 }
 
 // emit fills in the common fields and hands ev to OnEvent.
-func (d *Daemon) emit(ev Event) {
+func (d *Daemon) emit(ev tokensender.Event) {
 	if d.OnEvent == nil {
 		return
 	}

@@ -444,7 +444,7 @@ func TestDaemon_Run_emitsEvents(t *testing.T) {
 		h := newHarness(30*time.Minute, 25*time.Minute)
 		h.schwab.errs = []error{errors.New("HTTP 503"), nil, errRelogin}
 		var kinds []string
-		h.d.OnEvent = func(ev daemon.Event) { kinds = append(kinds, ev.Kind.String()) }
+		h.d.OnEvent = func(ev tokensender.Event) { kinds = append(kinds, ev.Kind.String()) }
 		stop := h.start(t)
 		time.Sleep(26 * time.Minute)
 		synctest.Wait()

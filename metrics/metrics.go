@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/schwabtools/token-refresh-sender/daemon"
+	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
 )
@@ -106,7 +106,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 // Observe records one event from the refresh loop. It never blocks for
 // long, so it can be called from daemon.Daemon.OnEvent.
-func (m *Metrics) Observe(ev daemon.Event) {
+func (m *Metrics) Observe(ev tokensender.Event) {
 	m.mu.Lock()
 	if !ev.Token.ExpiresAt.IsZero() {
 		// The loop's current token wins, including an unknown login time.
@@ -116,18 +116,18 @@ func (m *Metrics) Observe(ev daemon.Event) {
 			m.issuedAt = ev.Token.RefreshTokenIssuedAt
 		}
 	}
-	if ev.Kind == daemon.Refreshed {
+	if ev.Kind == tokensender.EventRefreshed {
 		m.lastSuccess = ev.At
 	}
 	m.mu.Unlock()
 
 	result := ""
 	switch ev.Kind {
-	case daemon.Refreshed:
+	case tokensender.EventRefreshed:
 		result = RefreshSuccess
-	case daemon.RefreshFailed:
+	case tokensender.EventRefreshFailed:
 		result = RefreshTransientError
-	case daemon.ReloginRequired:
+	case tokensender.EventReloginRequired:
 		result = RefreshReloginRequired
 	}
 	if result != "" {

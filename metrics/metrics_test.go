@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 )
 
@@ -119,14 +118,14 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 
 	tok := heldToken(expires, login)
 	refreshedAt := start.Add(time.Second)
-	events := []daemon.Event{
-		{Kind: daemon.Started, At: start, Token: heldToken(start.Add(10*time.Minute), login), RefreshTokenIssuedAt: login},
-		{Kind: daemon.RefreshFailed, At: start, Token: heldToken(start.Add(10*time.Minute), login), RefreshTokenIssuedAt: login,
+	events := []tokensender.Event{
+		{Kind: tokensender.EventStarted, At: start, Token: heldToken(start.Add(10*time.Minute), login), RefreshTokenIssuedAt: login},
+		{Kind: tokensender.EventRefreshFailed, At: start, Token: heldToken(start.Add(10*time.Minute), login), RefreshTokenIssuedAt: login,
 			Err: errors.New("HTTP 503"), Failures: 1, Duration: 250 * time.Millisecond, Next: start.Add(2 * time.Second)},
-		{Kind: daemon.ReloginRequired, At: start, Token: heldToken(start.Add(10*time.Minute), login), RefreshTokenIssuedAt: login,
+		{Kind: tokensender.EventReloginRequired, At: start, Token: heldToken(start.Add(10*time.Minute), login), RefreshTokenIssuedAt: login,
 			Err: errors.New("HTTP 401"), Failures: 2, Duration: 750 * time.Millisecond, Next: start.Add(2 * time.Minute)},
-		{Kind: daemon.Recovered, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Failures: 2, Duration: 1500 * time.Millisecond},
-		{Kind: daemon.Refreshed, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Duration: 1500 * time.Millisecond,
+		{Kind: tokensender.EventRecovered, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Failures: 2, Duration: 1500 * time.Millisecond},
+		{Kind: tokensender.EventRefreshed, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Duration: 1500 * time.Millisecond,
 			Next: refreshedAt.Add(25 * time.Minute)},
 	}
 	for _, ev := range events {
@@ -214,13 +213,13 @@ func TestMetrics_Observe_unknownLoginTime(t *testing.T) {
 	m := New(nil)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
-	m.Observe(daemon.Event{Kind: daemon.Started, At: start, Token: heldToken(expires, login), RefreshTokenIssuedAt: login})
+	m.Observe(tokensender.Event{Kind: tokensender.EventStarted, At: start, Token: heldToken(expires, login), RefreshTokenIssuedAt: login})
 	if _, ok := scrape(t, srv.URL)["token_sender_refresh_token_expiry_timestamp_seconds"]; !ok {
 		t.Fatal("refresh token expiry missing while the login time is known")
 	}
 	// A token from a file without refresh_token_issued_at: the login
 	// time becomes unknown, and the old value must not linger.
-	m.Observe(daemon.Event{Kind: daemon.Refreshed, At: start, Token: heldToken(expires, time.Time{})})
+	m.Observe(tokensender.Event{Kind: tokensender.EventRefreshed, At: start, Token: heldToken(expires, time.Time{})})
 	if mf, ok := scrape(t, srv.URL)["token_sender_refresh_token_expiry_timestamp_seconds"]; ok {
 		t.Errorf("refresh token expiry exported with an unknown login time: %v", mf)
 	}
@@ -229,19 +228,19 @@ func TestMetrics_Observe_unknownLoginTime(t *testing.T) {
 func TestMetrics_Handler_healthz(t *testing.T) {
 	tests := []struct {
 		name     string
-		event    *daemon.Event
+		event    *tokensender.Event
 		now      time.Time
 		wantCode int
 		wantBody string
 	}{
 		{"no token yet", nil, start, http.StatusServiceUnavailable, "no token yet\n"},
-		{"valid", &daemon.Event{Kind: daemon.Started, Token: heldToken(expires, login)}, start,
+		{"valid", &tokensender.Event{Kind: tokensender.EventStarted, Token: heldToken(expires, login)}, start,
 			http.StatusOK, "ok: access token valid until 2025-11-13 09:14:24\n"},
-		{"one second before expiry", &daemon.Event{Kind: daemon.Refreshed, Token: heldToken(expires, login)}, expires.Add(-time.Second),
+		{"one second before expiry", &tokensender.Event{Kind: tokensender.EventRefreshed, Token: heldToken(expires, login)}, expires.Add(-time.Second),
 			http.StatusOK, "ok: access token valid until 2025-11-13 09:14:24\n"},
-		{"at expiry", &daemon.Event{Kind: daemon.RefreshFailed, Err: errors.New("HTTP 503"), Token: heldToken(expires, login)}, expires,
+		{"at expiry", &tokensender.Event{Kind: tokensender.EventRefreshFailed, Err: errors.New("HTTP 503"), Token: heldToken(expires, login)}, expires,
 			http.StatusServiceUnavailable, "access token expired at 2025-11-13 09:14:24\n"},
-		{"long expired", &daemon.Event{Kind: daemon.ReloginRequired, Err: errors.New("HTTP 401"), Token: heldToken(expires, login)}, expires.Add(time.Hour),
+		{"long expired", &tokensender.Event{Kind: tokensender.EventReloginRequired, Err: errors.New("HTTP 401"), Token: heldToken(expires, login)}, expires.Add(time.Hour),
 			http.StatusServiceUnavailable, "access token expired at 2025-11-13 09:14:24\n"},
 	}
 	for _, tt := range tests {
@@ -272,7 +271,7 @@ func TestMetrics_Handler_healthz(t *testing.T) {
 func TestMetrics_Handler_healthzFollowsClock(t *testing.T) {
 	c := &clock{t: start}
 	m := New(c.Now)
-	m.Observe(daemon.Event{Kind: daemon.Started, Token: heldToken(expires, login)})
+	m.Observe(tokensender.Event{Kind: tokensender.EventStarted, Token: heldToken(expires, login)})
 	if ok, reason := m.Health(); !ok {
 		t.Fatalf("Health() = false %q before expiry", reason)
 	}
@@ -281,11 +280,11 @@ func TestMetrics_Handler_healthzFollowsClock(t *testing.T) {
 		t.Fatal("Health() = true once the token expired")
 	}
 	// A Stopping event carries the same token: health is unchanged.
-	m.Observe(daemon.Event{Kind: daemon.Stopping, Token: heldToken(expires, login)})
+	m.Observe(tokensender.Event{Kind: tokensender.EventStopping, Token: heldToken(expires, login)})
 	if ok, _ := m.Health(); ok {
 		t.Fatal("Health() = true after Stopping with an expired token")
 	}
-	m.Observe(daemon.Event{Kind: daemon.Refreshed, Token: heldToken(expires.Add(30*time.Minute), login)})
+	m.Observe(tokensender.Event{Kind: tokensender.EventRefreshed, Token: heldToken(expires.Add(30*time.Minute), login)})
 	if ok, reason := m.Health(); !ok {
 		t.Fatalf("Health() = false %q after a refresh", reason)
 	}
@@ -380,7 +379,7 @@ func FuzzListenAddr(f *testing.F) {
 
 func TestMetrics_ServeListener(t *testing.T) {
 	m := New((&clock{t: start}).Now)
-	m.Observe(daemon.Event{Kind: daemon.Started, Token: heldToken(expires, login)})
+	m.Observe(tokensender.Event{Kind: tokensender.EventStarted, Token: heldToken(expires, login)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

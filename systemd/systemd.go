@@ -19,7 +19,6 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/daemon"
 )
 
 // maxStatus bounds the STATUS= text (systemctl status shows one line).
@@ -106,22 +105,22 @@ func (n *Notifier) Watchdog() (interval time.Duration, ping func()) {
 //	Stopping         STOPPING=1 and STATUS=Stopping
 //
 // Recovered adds nothing: a Refreshed event follows it.
-func (n *Notifier) Observe(ev daemon.Event) {
+func (n *Notifier) Observe(ev tokensender.Event) {
 	if n.socket == "" {
 		return
 	}
 	switch ev.Kind {
-	case daemon.Started:
+	case tokensender.EventStarted:
 		n.send(sd.SdNotifyReady + "\nSTATUS=" + oneLine("Started; first refresh now"))
-	case daemon.Refreshed:
+	case tokensender.EventRefreshed:
 		n.Status(fmt.Sprintf("Last refresh OK at %s; next at %s", clock(ev.At, ev.At), clock(ev.Next, ev.At)))
-	case daemon.RefreshFailed:
+	case tokensender.EventRefreshFailed:
 		n.Status(fmt.Sprintf("Last refresh failed at %s (%d in a row): %s; next attempt at %s",
 			clock(ev.At, ev.At), ev.Failures, errText(ev), clock(ev.Next, ev.At)))
-	case daemon.ReloginRequired:
+	case tokensender.EventReloginRequired:
 		n.Status(fmt.Sprintf("Login required: %s (at %s); run `token-refresh-sender login`; next attempt at %s",
 			errText(ev), clock(ev.At, ev.At), clock(ev.Next, ev.At)))
-	case daemon.Stopping:
+	case tokensender.EventStopping:
 		n.send(sd.SdNotifyStopping + "\nSTATUS=Stopping")
 	}
 }
@@ -160,7 +159,7 @@ func clock(t, ref time.Time) string {
 
 // errText is the event's error for STATUS=, with any token the loop holds
 // cut down to its redacted prefix.
-func errText(ev daemon.Event) string {
+func errText(ev tokensender.Event) string {
 	if ev.Err == nil {
 		return "unknown error"
 	}

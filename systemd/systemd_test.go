@@ -13,7 +13,6 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
@@ -68,26 +67,26 @@ var (
 func TestNotifier_Observe(t *testing.T) {
 	tests := []struct {
 		name string
-		ev   daemon.Event
+		ev   tokensender.Event
 		want string
 	}{
-		{"started", daemon.Event{Kind: daemon.Started, At: at, Token: tok},
+		{"started", tokensender.Event{Kind: tokensender.EventStarted, At: at, Token: tok},
 			"READY=1\nSTATUS=Started; first refresh now"},
-		{"refreshed", daemon.Event{Kind: daemon.Refreshed, At: at, Token: tok, Duration: time.Second, Next: at.Add(25 * time.Minute)},
+		{"refreshed", tokensender.Event{Kind: tokensender.EventRefreshed, At: at, Token: tok, Duration: time.Second, Next: at.Add(25 * time.Minute)},
 			"STATUS=Last refresh OK at 09:14:24; next at 09:39:24"},
-		{"refreshed late the same day", daemon.Event{Kind: daemon.Refreshed, At: at.Add(14 * time.Hour), Token: tok, Next: at.Add(14*time.Hour + 25*time.Minute)},
+		{"refreshed late the same day", tokensender.Event{Kind: tokensender.EventRefreshed, At: at.Add(14 * time.Hour), Token: tok, Next: at.Add(14*time.Hour + 25*time.Minute)},
 			"STATUS=Last refresh OK at 23:14:24; next at 23:39:24"},
-		{"refreshed across midnight", daemon.Event{Kind: daemon.Refreshed, At: at.Add(14*time.Hour + 40*time.Minute), Token: tok, Next: at.Add(15*time.Hour + 5*time.Minute)},
+		{"refreshed across midnight", tokensender.Event{Kind: tokensender.EventRefreshed, At: at.Add(14*time.Hour + 40*time.Minute), Token: tok, Next: at.Add(15*time.Hour + 5*time.Minute)},
 			"STATUS=Last refresh OK at 23:54:24; next at 2025-11-14 00:19:24"},
-		{"refresh failed", daemon.Event{Kind: daemon.RefreshFailed, At: at, Token: tok, Err: errors.New("HTTP 503 Service Unavailable"), Failures: 2, Next: at.Add(4 * time.Second)},
+		{"refresh failed", tokensender.Event{Kind: tokensender.EventRefreshFailed, At: at, Token: tok, Err: errors.New("HTTP 503 Service Unavailable"), Failures: 2, Next: at.Add(4 * time.Second)},
 			"STATUS=Last refresh failed at 09:14:24 (2 in a row): HTTP 503 Service Unavailable; next attempt at 09:14:28"},
-		{"relogin required", daemon.Event{Kind: daemon.ReloginRequired, At: at, Token: tok, Err: errors.New("HTTP 401: refresh_token_authentication_error"), Failures: 1, Next: at.Add(2 * time.Minute)},
+		{"relogin required", tokensender.Event{Kind: tokensender.EventReloginRequired, At: at, Token: tok, Err: errors.New("HTTP 401: refresh_token_authentication_error"), Failures: 1, Next: at.Add(2 * time.Minute)},
 			"STATUS=Login required: HTTP 401: refresh_token_authentication_error (at 09:14:24); run `token-refresh-sender login`; next attempt at 09:16:24"},
-		{"multi-line error stays one assignment", daemon.Event{Kind: daemon.RefreshFailed, At: at, Token: tok, Err: errors.New("bad\nREADY=1"), Failures: 1, Next: at},
+		{"multi-line error stays one assignment", tokensender.Event{Kind: tokensender.EventRefreshFailed, At: at, Token: tok, Err: errors.New("bad\nREADY=1"), Failures: 1, Next: at},
 			"STATUS=Last refresh failed at 09:14:24 (1 in a row): bad READY=1; next attempt at 09:14:24"},
-		{"token in error is redacted", daemon.Event{Kind: daemon.RefreshFailed, At: at, Token: tok, Err: errors.New("rejected " + tok.RefreshToken), Failures: 1, Next: at},
+		{"token in error is redacted", tokensender.Event{Kind: tokensender.EventRefreshFailed, At: at, Token: tok, Err: errors.New("rejected " + tok.RefreshToken), Failures: 1, Next: at},
 			"STATUS=Last refresh failed at 09:14:24 (1 in a row): rejected " + tokensender.Redact(tok.RefreshToken) + "; next attempt at 09:14:24"},
-		{"stopping", daemon.Event{Kind: daemon.Stopping, At: at, Token: tok},
+		{"stopping", tokensender.Event{Kind: tokensender.EventStopping, At: at, Token: tok},
 			"STOPPING=1\nSTATUS=Stopping"},
 	}
 	for _, tt := range tests {
@@ -112,7 +111,7 @@ func TestNotifier_Observe(t *testing.T) {
 func TestNotifier_Observe_recoveredSendsNothing(t *testing.T) {
 	conn := listen(t)
 	n := New(nil)
-	n.Observe(daemon.Event{Kind: daemon.Recovered, At: at, Token: tok, Failures: 3})
+	n.Observe(tokensender.Event{Kind: tokensender.EventRecovered, At: at, Token: tok, Failures: 3})
 	n.Stopping()
 	// The first datagram is the one sent after Recovered.
 	if got := next(t, conn); got != "STOPPING=1" {
@@ -198,8 +197,8 @@ func TestNotifier_outsideSystemd(t *testing.T) {
 	n.Status("x")
 	n.Ping()
 	n.Stopping()
-	for _, k := range []daemon.EventKind{daemon.Started, daemon.Refreshed, daemon.RefreshFailed, daemon.ReloginRequired, daemon.Recovered, daemon.Stopping} {
-		n.Observe(daemon.Event{Kind: k, At: at, Token: tok, Err: errors.New("x")})
+	for _, k := range []tokensender.EventKind{tokensender.EventStarted, tokensender.EventRefreshed, tokensender.EventRefreshFailed, tokensender.EventReloginRequired, tokensender.EventRecovered, tokensender.EventStopping} {
+		n.Observe(tokensender.Event{Kind: k, At: at, Token: tok, Err: errors.New("x")})
 	}
 	if buf.Len() != 0 {
 		t.Errorf("outside systemd the notifier logged: %s", buf)

@@ -7,11 +7,12 @@ import (
 	"net"
 	"time"
 
+	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/expiry"
 	"github.com/schwabtools/token-refresh-sender/metrics"
-	"github.com/schwabtools/token-refresh-sender/notify"
+	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/systemd"
 )
 
@@ -22,8 +23,8 @@ import (
 type observers struct {
 	log     *slog.Logger
 	expiry  *expiry.Tracker
-	policy  *notify.Policy
-	hooks   *notify.Notifier
+	policy  *alert.Policy
+	hooks   *alert.Notifier
 	metrics *metrics.Metrics
 	systemd *systemd.Notifier
 }
@@ -33,14 +34,14 @@ const hookShutdown = 15 * time.Second
 
 // observe prepares the observers the flags ask for; with --metrics-addr it
 // binds the address now, so a busy port fails at start-up.
-func (g *Globals) observe(ctx context.Context, log *slog.Logger, hooks *notify.Notifier) (*observers, error) {
+func (g *Globals) observe(ctx context.Context, log *slog.Logger, hooks *alert.Notifier) (*observers, error) {
 	if err := hooks.Validate(); err != nil {
 		return nil, err
 	}
 	o := &observers{
 		log:     log,
 		expiry:  &expiry.Tracker{Lifetime: g.RefreshTokenLifetime, TokenFile: g.TokenFile},
-		policy:  &notify.Policy{Lifetime: g.RefreshTokenLifetime},
+		policy:  &alert.Policy{Lifetime: g.RefreshTokenLifetime},
 		hooks:   hooks,
 		systemd: systemd.New(log),
 	}
@@ -65,11 +66,11 @@ func (o *observers) attach(d *daemon.Daemon) {
 	}
 }
 
-func (o *observers) event(ev daemon.Event) {
-	if ev.Kind != daemon.Stopping {
+func (o *observers) event(ev tokensender.Event) {
+	if ev.Kind != tokensender.EventStopping {
 		for _, w := range o.expiry.Check(ev.RefreshTokenIssuedAt, ev.At) {
 			o.log.Log(context.Background(), w.Level, w.Message)
-			if n, ok := notify.Expiring(w); ok {
+			if n, ok := alert.Expiring(w); ok {
 				o.hooks.Notify(n)
 			}
 		}

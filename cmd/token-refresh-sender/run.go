@@ -13,7 +13,7 @@ import (
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
-	"github.com/schwabtools/token-refresh-sender/notify"
+	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -33,7 +33,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	}
 	defer s.close()
 	log, ctx := s.log, s.ctx
-	obs, err := g.observe(ctx, log, &notify.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook, Logger: log})
+	obs, err := g.observe(ctx, log, &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package notify
+package alert
 
 import (
 	"fmt"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/expiry"
 	"github.com/schwabtools/token-refresh-sender/logging"
 )
@@ -33,13 +32,13 @@ type Policy struct {
 // FromEvent returns the notification for ev, and false when ev is not
 // notified. Messages are built from ev.Err (which never holds a token) and
 // times only.
-func (p *Policy) FromEvent(ev daemon.Event) (Notification, bool) {
+func (p *Policy) FromEvent(ev tokensender.Event) (Notification, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := Notification{Event: ev.Kind.String()}
 	n.RefreshTokenExpiresAt, _ = expiry.ExpiresAt(ev.RefreshTokenIssuedAt, p.Lifetime)
 	switch ev.Kind {
-	case daemon.RefreshFailed:
+	case tokensender.EventRefreshFailed:
 		if ev.Failures == 1 {
 			p.reloginSent = false // a new streak
 		}
@@ -49,7 +48,7 @@ func (p *Policy) FromEvent(ev daemon.Event) (Notification, bool) {
 		n.Event = EventRefreshFailed
 		n.Message = fmt.Sprintf("Token refresh failed: %s. Retrying at %s; %s",
 			errText(ev.Err), clock(ev.Next), accessState(ev))
-	case daemon.ReloginRequired:
+	case tokensender.EventReloginRequired:
 		if ev.Failures == 1 {
 			p.reloginSent = false
 		}
@@ -60,11 +59,11 @@ func (p *Policy) FromEvent(ev daemon.Event) (Notification, bool) {
 		n.Event = EventReloginRequired
 		n.Message = fmt.Sprintf("Re-login required: Schwab no longer accepts the refresh token (%s). Run token-refresh-sender login; %s",
 			errText(ev.Err), accessState(ev))
-	case daemon.Recovered:
+	case tokensender.EventRecovered:
 		p.reloginSent = false
 		n.Event = EventRecovered
 		n.Message = fmt.Sprintf("Token refresh recovered after %d failed attempt(s); %s", ev.Failures, accessState(ev))
-	case daemon.Refreshed:
+	case tokensender.EventRefreshed:
 		p.reloginSent = false
 		return Notification{}, false
 	default:
@@ -102,7 +101,7 @@ func clock(t time.Time) string {
 }
 
 // accessState says how long the bot can still trade on the token it holds.
-func accessState(ev daemon.Event) string {
+func accessState(ev tokensender.Event) string {
 	exp := ev.Token.ExpiresAt
 	switch {
 	case exp.IsZero():

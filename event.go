@@ -1,42 +1,38 @@
-package daemon
+package tokensender
 
-import (
-	"time"
+import "time"
 
-	tokensender "github.com/schwabtools/token-refresh-sender"
-)
-
-// EventKind names what just happened in the loop.
+// EventKind names what just happened in the refresh loop.
 type EventKind int
 
 const (
-	// Started: the loop is configured and about to make its first refresh.
-	Started EventKind = iota + 1
-	// Refreshed: a refresh succeeded (Token, Duration, Next are set).
-	Refreshed
-	// RefreshFailed: a transient failure (Err, Failures, Next are set).
-	RefreshFailed
-	// ReloginRequired: Schwab no longer accepts the refresh token.
-	ReloginRequired
-	// Recovered: a refresh succeeded after one or more failures.
-	Recovered
-	// Stopping: the loop is shutting down.
-	Stopping
+	// EventStarted: the loop is configured and about to make its first refresh.
+	EventStarted EventKind = iota + 1
+	// EventRefreshed: a refresh succeeded (Token, Duration, Next are set).
+	EventRefreshed
+	// EventRefreshFailed: a transient failure (Err, Failures, Next are set).
+	EventRefreshFailed
+	// EventReloginRequired: Schwab no longer accepts the refresh token.
+	EventReloginRequired
+	// EventRecovered: a refresh succeeded after one or more failures.
+	EventRecovered
+	// EventStopping: the loop is shutting down.
+	EventStopping
 )
 
 func (k EventKind) String() string {
 	switch k {
-	case Started:
+	case EventStarted:
 		return "started"
-	case Refreshed:
+	case EventRefreshed:
 		return "refreshed"
-	case RefreshFailed:
+	case EventRefreshFailed:
 		return "refresh_failed"
-	case ReloginRequired:
+	case EventReloginRequired:
 		return "relogin_required"
-	case Recovered:
+	case EventRecovered:
 		return "recovered"
-	case Stopping:
+	case EventStopping:
 		return "stopping"
 	}
 	return "unknown"
@@ -50,11 +46,11 @@ type Event struct {
 	At   time.Time
 	// Token is the newest good token the loop holds (zero before the
 	// first successful load).
-	Token tokensender.Token
+	Token Token
 	// RefreshTokenIssuedAt is when the refresh token was issued (login
 	// time); zero when unknown.
 	RefreshTokenIssuedAt time.Time
-	Err                  error         // RefreshFailed, ReloginRequired
+	Err                  error         // EventRefreshFailed, EventReloginRequired
 	Failures             int           // consecutive failures so far
 	Duration             time.Duration // how long the refresh request took
 	Next                 time.Time     // when the next attempt is due

@@ -1,4 +1,4 @@
-package notify_test
+package alert_test
 
 import (
 	"context"
@@ -16,10 +16,9 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/logging"
-	"github.com/schwabtools/token-refresh-sender/notify"
+	"github.com/schwabtools/token-refresh-sender/alert"
 )
 
 func TestMain(m *testing.M) {
@@ -41,9 +40,9 @@ var (
 )
 
 // failedEvent is the daemon's first failure, holding a real-looking token.
-func failedEvent() daemon.Event {
-	return daemon.Event{
-		Kind: daemon.RefreshFailed,
+func failedEvent() tokensender.Event {
+	return tokensender.Event{
+		Kind: tokensender.EventRefreshFailed,
 		At:   now,
 		Token: tokensender.Token{
 			AccessToken:          accessSecret,
@@ -68,7 +67,7 @@ func newLogger(tb testing.TB) (*slog.Logger, *syncBuffer) {
 }
 
 // mustClose waits for the notifier's hooks (at most a minute).
-func mustClose(tb testing.TB, n *notify.Notifier) {
+func mustClose(tb testing.TB, n *alert.Notifier) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -95,9 +94,9 @@ func TestNotifier_Notify_exec(t *testing.T) {
 	t.Setenv("TOKEN_SENDER_EVENT", "stale") // replaced, not duplicated
 	out := filepath.Join(t.TempDir(), "env.txt")
 	log, logs := newLogger(t)
-	n := &notify.Notifier{Exec: "env > " + shellQuote(out), Logger: log}
+	n := &alert.Notifier{Exec: "env > " + shellQuote(out), Logger: log}
 
-	var p notify.Policy
+	var p alert.Policy
 	ev, ok := p.FromEvent(failedEvent())
 	if !ok {
 		t.Fatal("first failure not notified")
@@ -134,8 +133,8 @@ func TestNotifier_Notify_exec(t *testing.T) {
 
 func TestNotifier_Notify_execUnknownExpiry(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "env.txt")
-	n := &notify.Notifier{Exec: `printf '%s|%s' "$TOKEN_SENDER_EVENT" "${TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT-unset}" > ` + shellQuote(out)}
-	n.Notify(notify.Notification{Event: notify.EventRecovered, Message: "m"})
+	n := &alert.Notifier{Exec: `printf '%s|%s' "$TOKEN_SENDER_EVENT" "${TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT-unset}" > ` + shellQuote(out)}
+	n.Notify(alert.Notification{Event: alert.EventRecovered, Message: "m"})
 	mustClose(t, n)
 	data, err := os.ReadFile(out)
 	if err != nil {
@@ -173,9 +172,9 @@ func TestNotifier_Notify_execFailure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			log, logs := newLogger(t)
-			n := &notify.Notifier{Exec: tt.cmd, Timeout: tt.timeout, Logger: log}
+			n := &alert.Notifier{Exec: tt.cmd, Timeout: tt.timeout, Logger: log}
 			began := time.Now()
-			n.Notify(notify.Notification{Event: notify.EventRecovered, Message: "m"})
+			n.Notify(alert.Notification{Event: alert.EventRecovered, Message: "m"})
 			mustClose(t, n)
 			if took := time.Since(began); took > 30*time.Second {
 				t.Errorf("hook ran %v: not killed", took)
@@ -189,8 +188,8 @@ func TestNotifier_Notify_execFailure(t *testing.T) {
 
 func TestNotifier_Close_cancelsHooks(t *testing.T) {
 	log, logs := newLogger(t)
-	n := &notify.Notifier{Exec: "sleep 60", Timeout: time.Hour, Logger: log}
-	n.Notify(notify.Notification{Event: notify.EventRecovered})
+	n := &alert.Notifier{Exec: "sleep 60", Timeout: time.Hour, Logger: log}
+	n.Notify(alert.Notification{Event: alert.EventRecovered})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := n.Close(ctx); !errors.Is(err, context.Canceled) {
@@ -199,7 +198,7 @@ func TestNotifier_Close_cancelsHooks(t *testing.T) {
 	if want := "Notification hook failed (exec, recovered): cancelled at shutdown"; !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, logs)
 	}
-	n.Notify(notify.Notification{Event: notify.EventRecovered})
+	n.Notify(alert.Notification{Event: alert.EventRecovered})
 	if want := "WARNING: Notification hook skipped (exec, recovered): shutting down"; !strings.Contains(logs.String(), want) {
 		t.Errorf("Notify after Close: log lacks %q:\n%s", want, logs)
 	}
@@ -215,7 +214,7 @@ func TestNotifier_Notify_neverBlocks(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	n := &notify.Notifier{
+	n := &alert.Notifier{
 		Exec:        "sleep 60",
 		Webhook:     srv.URL + "/hook",
 		Timeout:     time.Hour,
@@ -226,7 +225,7 @@ func TestNotifier_Notify_neverBlocks(t *testing.T) {
 	// The first call fills both slots with hooks that hang; the next ones
 	// must return at once and say what they dropped.
 	for range 3 {
-		n.Notify(notify.Notification{Event: notify.EventReloginRequired})
+		n.Notify(alert.Notification{Event: alert.EventReloginRequired})
 	}
 	got := strings.Count(logs.String(), "WARNING: Notification hook skipped (")
 	if got != 4 {
@@ -255,11 +254,11 @@ func TestNotifier_Notify_webhook(t *testing.T) {
 	}))
 	defer srv.Close()
 	log, logs := newLogger(t)
-	n := &notify.Notifier{Webhook: srv.URL + "/services/" + webhookSecret, Logger: log, HTTPClient: srv.Client()}
+	n := &alert.Notifier{Webhook: srv.URL + "/services/" + webhookSecret, Logger: log, HTTPClient: srv.Client()}
 
-	var p notify.Policy
+	var p alert.Policy
 	ev := failedEvent()
-	ev.Kind = daemon.ReloginRequired
+	ev.Kind = tokensender.EventReloginRequired
 	ev.Err = errors.New("schwab: refresh token rejected (400 refresh_token_authentication_error)")
 	note, ok := p.FromEvent(ev)
 	if !ok {
@@ -312,8 +311,8 @@ func TestNotifier_Notify_webhookNullExpiry(t *testing.T) {
 		got <- body
 	}))
 	defer srv.Close()
-	n := &notify.Notifier{Webhook: srv.URL}
-	n.Notify(notify.Notification{Event: notify.EventRecovered, Message: "back"})
+	n := &alert.Notifier{Webhook: srv.URL}
+	n.Notify(alert.Notification{Event: alert.EventRecovered, Message: "back"})
 	mustClose(t, n)
 	want := `{"event":"recovered","message":"back","text":"back","content":"back","refresh_token_expires_at":null}`
 	if b := <-got; string(b) != want {
@@ -376,8 +375,8 @@ func TestNotifier_Notify_webhookFailure(t *testing.T) {
 				base = srv.URL
 			}
 			log, logs := newLogger(t)
-			n := &notify.Notifier{Webhook: base + "/services/" + webhookSecret + "?token=" + webhookSecret, Timeout: tt.timeout, Logger: log}
-			n.Notify(notify.Notification{Event: notify.EventRefreshFailed, Message: "m"})
+			n := &alert.Notifier{Webhook: base + "/services/" + webhookSecret + "?token=" + webhookSecret, Timeout: tt.timeout, Logger: log}
+			n.Notify(alert.Notification{Event: alert.EventRefreshFailed, Message: "m"})
 			mustClose(t, n)
 			want := "WARNING: Notification hook failed (webhook " + base + ", refresh_failed): " + tt.want + "\n"
 			if !strings.HasSuffix(logs.String(), want) {
@@ -390,11 +389,11 @@ func TestNotifier_Notify_webhookFailure(t *testing.T) {
 
 func TestNotifier_Notify_noHooks(t *testing.T) {
 	log, logs := newLogger(t)
-	n := &notify.Notifier{Logger: log}
+	n := &alert.Notifier{Logger: log}
 	if n.Enabled() {
 		t.Error("Enabled() with no hooks")
 	}
-	n.Notify(notify.Notification{Event: notify.EventRecovered})
+	n.Notify(alert.Notification{Event: alert.EventRecovered})
 	mustClose(t, n)
 	if logs.String() != "" {
 		t.Errorf("no hooks, yet logged:\n%s", logs)
@@ -404,18 +403,18 @@ func TestNotifier_Notify_noHooks(t *testing.T) {
 func TestNotifier_Validate(t *testing.T) {
 	tests := []struct {
 		name    string
-		n       *notify.Notifier
+		n       *alert.Notifier
 		wantErr string
 	}{
-		{name: "none", n: &notify.Notifier{}},
-		{name: "slack", n: &notify.Notifier{Webhook: "https://hooks.slack.com/services/" + webhookSecret, Exec: "logger x"}},
-		{name: "blank exec", n: &notify.Notifier{Exec: "  "},
+		{name: "none", n: &alert.Notifier{}},
+		{name: "slack", n: &alert.Notifier{Webhook: "https://hooks.slack.com/services/" + webhookSecret, Exec: "logger x"}},
+		{name: "blank exec", n: &alert.Notifier{Exec: "  "},
 			wantErr: "--notify-exec: the command is blank; give a shell command or leave the flag out"},
-		{name: "no scheme", n: &notify.Notifier{Webhook: "hooks.slack.com/services/" + webhookSecret},
+		{name: "no scheme", n: &alert.Notifier{Webhook: "hooks.slack.com/services/" + webhookSecret},
 			wantErr: "--notify-webhook: not an http:// or https:// URL; give the full webhook URL, such as https://hooks.slack.com/services/T000/B000/XXXX"},
-		{name: "ftp", n: &notify.Notifier{Webhook: "ftp://example.com/" + webhookSecret},
+		{name: "ftp", n: &alert.Notifier{Webhook: "ftp://example.com/" + webhookSecret},
 			wantErr: "--notify-webhook: not an http:// or https:// URL; give the full webhook URL, such as https://hooks.slack.com/services/T000/B000/XXXX"},
-		{name: "unparsable", n: &notify.Notifier{Webhook: "https://[::1/" + webhookSecret},
+		{name: "unparsable", n: &alert.Notifier{Webhook: "https://[::1/" + webhookSecret},
 			wantErr: "--notify-webhook: not an http:// or https:// URL; give the full webhook URL, such as https://hooks.slack.com/services/T000/B000/XXXX"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package notify
+package alert
 
 import (
 	"os/exec"

@@ -1,4 +1,4 @@
-package notify_test
+package alert_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/schwabtools/token-refresh-sender/notify"
+	"github.com/schwabtools/token-refresh-sender/alert"
 )
 
 // TestNotifier_Notify_killsProcessGroup checks that a hook's background
@@ -19,12 +19,12 @@ import (
 func TestNotifier_Notify_killsProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	log, logs := newLogger(t)
-	n := &notify.Notifier{
+	n := &alert.Notifier{
 		Exec:    "sleep 60 & echo $! > " + shellQuote(pidFile) + "; wait",
 		Timeout: 300 * time.Millisecond,
 		Logger:  log,
 	}
-	n.Notify(notify.Notification{Event: notify.EventRecovered})
+	n.Notify(alert.Notification{Event: alert.EventRecovered})
 	mustClose(t, n)
 	if !strings.Contains(logs.String(), "timed out after 300 ms") {
 		t.Fatalf("hook did not time out:\n%s", logs)

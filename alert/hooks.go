@@ -1,4 +1,4 @@
-// Package notify runs the operator's alert hooks: a shell command
+// Package alert runs the operator's alert hooks: a shell command
 // (--notify-exec) and a webhook (--notify-webhook) told about the events a
 // person must act on or should know about: refresh_failed, relogin_required,
 // refresh_token_expiring and recovered.
@@ -8,7 +8,7 @@
 // turns daemon events into notifications. No token is ever passed to a hook:
 // a [Notification] has no field that could hold one, and the hook command's
 // environment has SCHWAB_APP_SECRET and TOKEN_SENDER_NOTIFY_WEBHOOK removed.
-package notify
+package alert
 
 import (
 	"bytes"
