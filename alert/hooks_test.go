@@ -16,9 +16,9 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/logging"
-	"github.com/schwabtools/token-refresh-sender/alert"
 )
 
 func TestMain(m *testing.M) {

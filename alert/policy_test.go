@@ -7,8 +7,8 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/expiry"
 	"github.com/schwabtools/token-refresh-sender/alert"
+	"github.com/schwabtools/token-refresh-sender/expiry"
 )
 
 func TestPolicy_FromEvent(t *testing.T) {
