@@ -8,8 +8,10 @@
 // code can feed a monitoring system directly:
 //
 //	0 ok        the tokens are good
-//	1 warning   the refresh token has less than 24 hours left, or the access
-//	            token has expired while the refresh token is still good
+//	1 warning   the refresh token has less than 24 hours left, its age is
+//	            unknown (no refresh_token_issued_at: its expiry cannot be
+//	            tracked), or the access token has expired while the refresh
+//	            token is still good
 //	2 critical  the refresh token has expired
 //	3 unknown   the token file is missing, unreadable or corrupt
 //
@@ -142,12 +144,12 @@ func judge(tokenFile string, lifetime time.Duration, now time.Time) Report {
 
 	switch {
 	case !known:
-		r.State = OK
-		if !accessGood {
-			r.State = Warning
-		}
-		r.Message = capitalize(access) + "; refresh token age unknown " +
-			"(refresh_token_issued_at missing; run token-refresh-sender login to track it)"
+		// Not knowing when the refresh token dies is not OK: the bot would
+		// stop without warning.
+		r.State = Warning
+		r.Message = fmt.Sprintf("Refresh token age unknown (refresh_token_issued_at missing): its expiry %s after the login cannot be tracked; "+
+			"run token-refresh-sender login, or let the running daemon see the next login; %s",
+			human(lifetimeOrDefault(lifetime)), access)
 	case !now.Before(*r.RefreshTokenExpiresAt):
 		r.State = Critical
 		r.Message = expiry.Message(*r.RefreshTokenExpiresAt, now)
@@ -165,6 +167,15 @@ func judge(tokenFile string, lifetime time.Duration, now time.Time) Report {
 		r.Message = fmt.Sprintf("Tokens are good: %s, refresh token for %s", access, human(r.RefreshTokenExpiresAt.Sub(now)))
 	}
 	return r
+}
+
+// lifetimeOrDefault is lifetime, or expiry.DefaultLifetime when it is zero
+// or less.
+func lifetimeOrDefault(lifetime time.Duration) time.Duration {
+	if lifetime <= 0 {
+		return expiry.DefaultLifetime
+	}
+	return lifetime
 }
 
 func ptr(t time.Time) *time.Time { return &t }

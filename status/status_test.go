@@ -92,7 +92,7 @@ func TestCheck(t *testing.T) {
 		{
 			name:      "unknown_age",
 			content:   ptr(tokenJSON(at(-5*time.Minute), nil, at(25*time.Minute))),
-			wantState: status.OK, wantExit: 0,
+			wantState: status.Warning, wantExit: 1,
 		},
 		{
 			name:      "unknown_age_access_expired",
@@ -156,6 +156,36 @@ func TestCheck_lifetime(t *testing.T) {
 				t.Errorf("RefreshTokenExpiresAt = %v, want %v", r.RefreshTokenExpiresAt, want)
 			}
 		})
+	}
+}
+
+// An unknown login time is a warning whatever else holds, and the message
+// names the configured lifetime and both ways to fix it.
+func TestCheck_unknownAgeIsWarning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte(tokenJSON(at(-time.Minute), nil, at(29*time.Minute))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		lifetime time.Duration
+		want     string
+	}{
+		{0, "its expiry 7 days after the login cannot be tracked"},
+		{-time.Hour, "its expiry 7 days after the login cannot be tracked"},
+		{25 * time.Hour, "its expiry 1 day 1 hour after the login cannot be tracked"},
+	} {
+		r := status.Check(path, nil, tt.lifetime, now)
+		if r.State != status.Warning || r.ExitCode() != 1 {
+			t.Errorf("lifetime %v: state %q exit %d, want warning exit 1", tt.lifetime, r.State, r.ExitCode())
+		}
+		for _, want := range []string{tt.want, "run token-refresh-sender login", "let the running daemon see the next login", "access token valid for 29 minutes"} {
+			if !strings.Contains(r.Message, want) {
+				t.Errorf("lifetime %v: message %q lacks %q", tt.lifetime, r.Message, want)
+			}
+		}
+		if strings.Contains(r.Message, "\n") || r.RefreshTokenExpiresAt != nil || r.RefreshTokenIssuedAt != nil {
+			t.Errorf("lifetime %v: message %q, expires %v, issued %v; want one line and no guessed times", tt.lifetime, r.Message, r.RefreshTokenExpiresAt, r.RefreshTokenIssuedAt)
+		}
 	}
 }
 
