@@ -28,6 +28,7 @@ type CLI struct {
 	Listen  ListenCmd  `cmd:"" help:"Receive tokens like the trading bot would (a reference receiver)."`
 	Status  StatusCmd  `cmd:"" help:"Show token expiry, refresh-token expiry and bot sockets; exit 0 ok, 1 warning, 2 critical, 3 unknown."`
 	Login   LoginCmd   `cmd:"" help:"Log in to Schwab in the browser and write the first token file."`
+	Token   TokenCmd   `cmd:"" help:"Print the current access token for scripts (raw, header or json); exit 0 valid, 1 expiring, 2 no usable token."`
 	Demo    DemoCmd    `cmd:"" help:"Run the whole system on a built-in sandbox (no Schwab account needed)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
