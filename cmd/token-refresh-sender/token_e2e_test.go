@@ -42,7 +42,9 @@ func TestToken_afterRefresh(t *testing.T) {
 
 	// token takes only the token file's flag (and its own); the others are
 	// the sandbox's, as a user's wrapper script would pass them.
-	tokenArgs := func(extra ...string) []string { return append([]string{"token", "--token-file", s.tokenFile}, extra...) }
+	tokenArgs := func(extra ...string) []string {
+		return append([]string{"token", "--token-file", s.tokenFile}, extra...)
+	}
 
 	t.Run("formats", func(t *testing.T) {
 		for _, tt := range []struct {
