@@ -40,8 +40,8 @@ func TestToken_afterRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// token takes only the token file's flag (and its own); the others are
-	// the sandbox's, as a user's wrapper script would pass them.
+	// token needs only the token file (and its own flags): no app config,
+	// no socket, no log file.
 	tokenArgs := func(extra ...string) []string {
 		return append([]string{"token", "--token-file", s.tokenFile}, extra...)
 	}
