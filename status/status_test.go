@@ -189,6 +189,41 @@ func TestCheck_unknownAgeIsWarning(t *testing.T) {
 	}
 }
 
+// Durations under a second read "0 seconds", a second reads "1 second",
+// and a time equal to now is in the past ("0 seconds ago").
+func TestCheck_durationEdges(t *testing.T) {
+	base := now.Add(-day) // login a day ago: the refresh token is fine
+	tests := []struct {
+		name      string
+		checkedAt time.Time
+		expiresAt time.Time
+		want      []string
+	}{
+		{"one second left", now, now.Add(time.Second), []string{"access token valid for 1 second", "(in 1 second)", "Last refresh:          2025-11-13 08:44:24 (0 seconds ago)"}},
+		{"expired a second ago", now, now.Add(-time.Second), []string{"The access token expired 1 second ago", "(expired 1 second ago)"}},
+		{"half a second left", now.Add(-500 * time.Millisecond), now, []string{"access token valid for 0 seconds", "(in 0 seconds)"}},
+		{"expired half a second ago", now.Add(500 * time.Millisecond), now, []string{"The access token expired 0 seconds ago", "(expired 0 seconds ago)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			if err := os.WriteFile(path, []byte(tokenJSON(ptr(now), &base, &tt.expiresAt)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := status.Check(path, nil, 0, tt.checkedAt)
+			var text bytes.Buffer
+			if err := r.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(text.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, text.String())
+				}
+			}
+		})
+	}
+}
+
 func cmpLifetime(d time.Duration) time.Duration {
 	if d == 0 {
 		return 7 * day
@@ -204,8 +239,8 @@ func TestCheck_sockets(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
 	live := filepath.Join(dir, "live.sock")
-	received := make(chan int, 4)
-	mustListen(t, "unix", live, received)
+	unixReceived := make(chan int, 4)
+	mustListen(t, "unix", live, unixReceived)
 
 	stale := filepath.Join(dir, "stale.sock")
 	sl, err := net.Listen("unix", stale)
@@ -220,7 +255,8 @@ func TestCheck_sockets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tl := mustListen(t, "tcp", "127.0.0.1:0", received)
+	tcpReceived := make(chan int, 4)
+	tl := mustListen(t, "tcp", "127.0.0.1:0", tcpReceived)
 	closedTCP, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -246,15 +282,23 @@ func TestCheck_sockets(t *testing.T) {
 	if r.State != status.OK {
 		t.Errorf("state %q, want ok: sockets do not change the state", r.State)
 	}
-	// The TCP listener saw one connection that sent nothing; the Unix one
-	// was found in /proc/net/unix and saw none.
-	if n := <-received; n != 0 {
+	// The TCP listener saw one connection that sent nothing.
+	if n := <-tcpReceived; n != 0 {
 		t.Errorf("a probe sent %d bytes, want 0", n)
 	}
-	select {
-	case <-received:
-		t.Error("both listeners were connected to; the Unix one should have been left alone")
-	default:
+	// The Unix one was found in /proc/net/unix and saw no connection: the
+	// first connection it accepts is this marker, sent after Check returned
+	// (one listener serves its connections in order).
+	c, err := net.Dial("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("mark")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := <-unixReceived; n != len("mark") {
+		t.Errorf("the Unix listener's first connection sent %d bytes, not the marker: the probe connected to it instead of leaving it alone", n)
 	}
 	checkGolden(t, "sockets", r, strings.NewReplacer(
 		dir, "$DIR",
