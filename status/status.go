@@ -189,7 +189,7 @@ func capitalize(s string) string {
 
 // human is d for people; "0 seconds" rather than "0 ms" when under a second.
 func human(d time.Duration) string {
-	if d < time.Second && d > -time.Second {
+	if d.Abs() < time.Second {
 		return "0 seconds"
 	}
 	return tokensender.HumanDuration(d)

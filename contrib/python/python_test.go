@@ -1,0 +1,96 @@
+package python_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
+)
+
+// The Python unittest suite against a token file the real binary wrote
+// after a refresh against the fake Schwab: read_token, token_read_func, the
+// `token` command and the torn-read race with an in-place writer.
+func TestPythonHelper(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3 not found: CI must install it (apt-get install python3) to test contrib/python")
+		}
+		t.Skip("python3 not found: install it (apt-get install python3) to test contrib/python")
+	}
+	dir := testproc.ShortDir(t)
+	sender, err := testproc.Build(dir, "github.com/schwabtools/token-refresh-sender/cmd/token-refresh-sender", "token-refresh-sender")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const key, secret, callback = "py-app-key", "py-app-secret-0123456789", "https://127.0.0.1:8182"
+	fake := fakeschwab.New(fakeschwab.Config{AppKey: key, AppSecret: secret, CallbackURL: callback})
+	srv, err := fakeschwab.StartTLS(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	login := fake.Login()
+	tokenFile := filepath.Join(dir, "schwab_tokens.json")
+	if err := tokenfile.Write(tokenFile, tokenfile.New(login, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	cert := mustWrite(t, filepath.Join(dir, "fake-schwab.pem"), string(srv.CertPEM))
+	cfg := mustWrite(t, filepath.Join(dir, "app.yaml"), fmt.Sprintf(
+		"app_key: %s\napp_secret: %s\ncallback_url: %s\ntoken_url: %s\n", key, secret, callback, srv.TokenURL))
+
+	refresh := exec.Command(sender, "refresh", "--config", cfg, "--token-file", tokenFile,
+		"--socket", filepath.Join(dir, "none.sock"), "--log-file", "")
+	refresh.Env = append(os.Environ(), "SSL_CERT_FILE="+cert)
+	if out, err := refresh.CombinedOutput(); err != nil {
+		t.Fatalf("refresh: %v\n%s", err, out)
+	}
+	doc, err := tokenfile.Load(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := doc.Token()
+	if fresh.AccessToken == login.AccessToken || !fake.ValidAccessToken(fresh.AccessToken) {
+		t.Fatal("refresh did not save a fresh access token")
+	}
+
+	// The limit is a safety net against a hang, not a timing assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testproc.WaitLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "-m", "unittest", "-v", "test_schwab_token_file")
+	cmd.Env = append(os.Environ(), "TRS_BINARY="+sender, "TRS_TOKEN_FILE="+tokenFile, "PYTHONDONTWRITEBYTECODE=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	text := out.String()
+	if err != nil {
+		t.Fatalf("python3 -m unittest: %v\n%s", err, text)
+	}
+	if !strings.Contains(text, "\nOK") || strings.Contains(text, "skipped") {
+		t.Errorf("python3 -m unittest did not run every test:\n%s", text)
+	}
+	for _, s := range []string{secret, login.RefreshToken, fresh.AccessToken, fresh.RefreshToken} {
+		if strings.Contains(text, s) {
+			t.Errorf("the Python tests printed a secret:\n%s", text)
+		}
+	}
+	t.Logf("python3 -m unittest:\n%s", text)
+}
+
+func mustWrite(tb testing.TB, path, content string) string {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
