@@ -2,18 +2,23 @@
 
     python3 -m unittest -v test_schwab_token_file
 
-The tests in TestWithRealBinary need a token file written by the real
+TestAuthlibSession needs Debian's python3-authlib and python3-httpx (what
+schwab-py's client is made of; schwab-py itself is not packaged) and is
+skipped without them. The tests in TestWithRealBinary need a token file written by the real
 token-refresh-sender and the binary itself: `go test ./contrib/python` builds
 the binary, refreshes a token against the fake Schwab, and runs this file with
 TRS_BINARY and TRS_TOKEN_FILE set. Without them those tests are skipped.
 """
 
+import http.server
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -228,6 +233,83 @@ class TestSchwabPyFunctions(TempDirTest):
         after = os.stat(self.path)
         self.assertEqual((before.st_mtime_ns, before.st_size, before.st_ino), (after.st_mtime_ns, after.st_size, after.st_ino))
         self.assertEqual(os.listdir(self.dir), ["schwab_tokens.json"])
+
+
+def has_module(name):
+    return importlib.util.find_spec(name) is not None
+
+
+@unittest.skipUnless(has_module("authlib") and has_module("httpx"), "needs python3-authlib and python3-httpx")
+class TestAuthlibSession(TempDirTest):
+    """The README's schwab-py snippet on the session class schwab-py uses.
+
+    schwab.auth.client_from_access_functions wraps
+    authlib.integrations.httpx_client.OAuth2Client(api_key, client_secret=...,
+    token=..., token_endpoint=..., update_token=..., leeway=300); the client
+    is schwab-py's, the requests and refreshes are this session's.
+    """
+
+    def setUp(self):
+        super().setUp()
+        from authlib.integrations.httpx_client import OAuth2Client
+
+        self.requests = []  # (method, path, Authorization header)
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(("GET", self.path, self.headers.get("Authorization")))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"[]")
+
+            def do_POST(self):
+                requests.append(("POST", self.path, None))
+                self.send_response(500)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.base = "http://127.0.0.1:%d" % server.server_port
+
+        self.write_token("I0.first", 1500)
+        self.read = stf.token_read_func(self.path)
+        self.session = OAuth2Client(
+            "app-key", client_secret="app-secret", token=self.read()["token"],
+            token_endpoint=self.base + "/v1/oauth/token", update_token=stf.ignore_token_write, leeway=300,
+        )
+        self.addCleanup(self.session.close)
+        self.session.leeway = 60  # what the README tells schwab-py users to do
+
+    def write_token(self, access, left):
+        doc = token_doc(access_token=access, expires_at=int(time.time()) + left)
+        self.write(json.dumps(doc))
+        return doc
+
+    def test_each_newer_token_is_sent(self):
+        self.session.get(self.base + "/trader/v1/accounts/accountNumbers")
+        self.write_token("I0.second", 1500)
+        self.session.token = self.read()["token"]
+        self.session.get(self.base + "/trader/v1/accounts/accountNumbers")
+        self.assertEqual(
+            [r[2] for r in self.requests], ["Bearer I0.first", "Bearer I0.second"],
+        )
+
+    def test_an_expired_token_is_never_refreshed(self):
+        from authlib.integrations.base_client import InvalidTokenError
+
+        before = self.write_token("I0.stale", -5)
+        self.session.token = self.read()["token"]
+        with self.assertRaises(InvalidTokenError):
+            self.session.get(self.base + "/trader/v1/accounts/accountNumbers")
+        self.assertEqual(self.requests, [], "the session called the token endpoint or sent an expired token")
+        with open(self.path) as f:
+            self.assertEqual(json.load(f), before)
 
 
 # A writer that rewrites the file in place the way schwab-py does
