@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-const unitFile = "token-refresh-sender.service"
+// unitFile is a template: the instance name is the user the daemon runs as.
+const unitFile = "token-refresh-sender@.service"
 
 // directives reads a unit file into section -> key -> values, joining
 // backslash-continued lines.
@@ -56,17 +57,17 @@ func TestUnit_directives(t *testing.T) {
 		t.Fatal("no [Service] section")
 	}
 	want := map[string]string{
-		"Type":             "notify",
-		"Restart":          "on-failure",
-		"User":             "trader",
-		"WorkingDirectory": "/opt/token-refresh-sender",
-		"LogsDirectory":    "token-refresh-sender",
-		"StateDirectory":   "token-refresh-sender",
-		"NoNewPrivileges":  "yes",
-		"ProtectSystem":    "strict",
-		"ReadWritePaths":   "/opt/token-refresh-sender/configs",
-		"ProtectHome":      "yes",
-		"PrivateDevices":   "yes",
+		"Type":               "notify",
+		"Restart":            "on-failure",
+		"User":               "%i",
+		"WorkingDirectory":   "/var/lib/token-refresh-sender/%i",
+		"LogsDirectory":      "token-refresh-sender/%i",
+		"StateDirectory":     "token-refresh-sender/%i",
+		"StateDirectoryMode": "0700",
+		"NoNewPrivileges":    "yes",
+		"ProtectSystem":      "strict",
+		"ProtectHome":        "yes",
+		"PrivateDevices":     "yes",
 	}
 	for k, v := range want {
 		got := svc[k]
@@ -93,7 +94,14 @@ func TestUnit_directives(t *testing.T) {
 		t.Errorf("WatchdogSec=%s: want at least 60 seconds", wd[0])
 	}
 	execStart := strings.Join(svc["ExecStart"], " ")
-	for _, s := range []string{"/opt/token-refresh-sender/bin/token-refresh-sender run", "--socket /tmp/bigbrother_token.sock", "--log-file /var/log/token-refresh-sender/"} {
+	// Every path is the instance user's own: nothing to edit after install.
+	for _, s := range []string{
+		"/usr/bin/token-refresh-sender run",
+		"--config /etc/token-refresh-sender/%i/schwab_app_config.yaml",
+		"--token-file /var/lib/token-refresh-sender/%i/schwab_tokens.json",
+		"--socket /tmp/bigbrother_token.sock",
+		"--log-file /var/log/token-refresh-sender/%i/",
+	} {
 		if !strings.Contains(execStart, s) {
 			t.Errorf("ExecStart=%s lacks %q", execStart, s)
 		}
@@ -117,12 +125,13 @@ func TestUnit_verify(t *testing.T) {
 	if err := os.WriteFile(stub, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const bin = "/opt/token-refresh-sender/bin/token-refresh-sender"
+	const bin = "/usr/bin/token-refresh-sender"
 	if !bytes.Contains(data, []byte("ExecStart="+bin+" ")) {
 		t.Fatalf("ExecStart does not start with %s", bin)
 	}
 	data = bytes.ReplaceAll(data, []byte("ExecStart="+bin), []byte("ExecStart="+stub))
-	unit := filepath.Join(dir, unitFile)
+	// Verify an instance, so that %i is expanded as systemd would.
+	unit := filepath.Join(dir, "token-refresh-sender@trader.service")
 	if err := os.WriteFile(unit, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
