@@ -52,6 +52,8 @@ type Main struct {
 	// Systemd is the sd_notify client (production: systemd.New, which
 	// reads NOTIFY_SOCKET and is silent outside systemd).
 	Systemd func(*slog.Logger) *systemd.Notifier
+	// Listen opens the --metrics-addr listener (production: net.Listen).
+	Listen func(network, addr string) (net.Listener, error)
 	// Now is the wall clock handed to the loop.
 	Now func() time.Time
 	// MaxCycles stops the loop after that many refresh attempts (the demo);
@@ -97,6 +99,7 @@ func NewMain(flags Globals, hooks *alert.Notifier) *Main {
 		HTTPClient: schwab.NewHTTPClient(nil),
 		Signals:    handleSignals,
 		Systemd:    systemd.New,
+		Listen:     net.Listen,
 		Now:        time.Now,
 	}
 }
@@ -244,7 +247,7 @@ func settings(g *Globals) [][2]string {
 // returns its error. A server that fails while the daemon runs is logged
 // at once; the daemon keeps refreshing.
 func (m *Main) serveMetrics(log *slog.Logger) error {
-	ln, err := net.Listen("tcp", m.Flags.MetricsAddr)
+	ln, err := m.Listen("tcp", m.Flags.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: cannot listen: %w", m.Flags.MetricsAddr, err)
 	}
