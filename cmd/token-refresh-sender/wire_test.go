@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
 	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
+	"github.com/schwabtools/token-refresh-sender/logging"
 	"github.com/schwabtools/token-refresh-sender/receiver"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/systemd"
@@ -362,4 +364,70 @@ func httpGet(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// A refresh token Schwab no longer accepts reaches the loop as "log in
+// again" (classify), not as a transient failure.
+func TestMain_reloginRequiredInProcess(t *testing.T) {
+	s := newWireSandbox(t)
+	s.fake.RevokeAll()
+	var out testkit.Buffer
+	events := make(chan tokensender.Event, 64)
+	m, _ := s.testMain(t, &out, events, "--socket", filepath.Join(s.dir, "bot.sock"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	waitEvent(t, events, tokensender.EventReloginRequired)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "run `token-refresh-sender login` to sign in again") {
+		t.Errorf("no login advice:\n%s", out.String())
+	}
+}
+
+// SIGUSR1 asks for a refresh, SIGHUP reopens the log, SIGTERM cancels the
+// context with the seed's shutdown lines; stop restores the defaults.
+func TestHandleSignals(t *testing.T) {
+	var out testkit.Buffer
+	log := slog.New(logging.NewTextHandler(&out, nil))
+	reopened := make(chan struct{}, 1)
+	ctx, refreshNow, stop := handleSignals(context.Background(), log, func() error {
+		reopened <- struct{}{}
+		return nil
+	})
+	defer stop()
+	self := os.Getpid()
+	timeout := time.After(testproc.WaitLimit)
+
+	syscall.Kill(self, syscall.SIGUSR1)
+	select {
+	case <-refreshNow:
+	case <-timeout:
+		t.Fatal("SIGUSR1 did not ask for a refresh")
+	}
+	syscall.Kill(self, syscall.SIGHUP)
+	select {
+	case <-reopened:
+	case <-timeout:
+		t.Fatal("SIGHUP did not reopen the log")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("stopped before SIGTERM")
+	}
+	syscall.Kill(self, syscall.SIGTERM)
+	select {
+	case <-ctx.Done():
+	case <-timeout:
+		t.Fatal("SIGTERM did not cancel")
+	}
+	for _, want := range []string{"INFO: Log file reopened (SIGHUP)", "INFO: Received shutdown signal (15)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out.String())
+		}
+	}
 }
