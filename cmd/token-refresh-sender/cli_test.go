@@ -10,7 +10,10 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
+	"github.com/schwabtools/token-refresh-sender/schwab"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // runInProcess runs the command line in this process and returns stdout,
@@ -18,7 +21,7 @@ import (
 func runInProcess(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(args, &streams{out: &out, err: &errOut})
+	code := run(args, &process{out: &out, err: &errOut, in: strings.NewReader(""), schwabHTTP: schwab.NewHTTPClient(nil)})
 	return out.String(), errOut.String(), code
 }
 
@@ -37,7 +40,7 @@ func envName(command, flag string) string {
 // rule above (--help and --version excepted: they are actions).
 func TestCLI_everyFlagHasEnv(t *testing.T) {
 	var cli CLI
-	parser, err := newParser(&cli, &streams{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
+	parser, err := newParser(&cli, &process{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +228,7 @@ func TestLogLevel_warnIsAccepted(t *testing.T) {
 
 func TestSuggest(t *testing.T) {
 	cli := CLI{}
-	parser, err := newParser(&cli, &streams{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
+	parser, err := newParser(&cli, &process{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,6 +243,52 @@ func TestSuggest(t *testing.T) {
 	}{{"", "abc", 3}, {"abc", "", 3}, {"status", "stauts", 2}, {"send", "send", 0}, {"kitten", "sitting", 3}} {
 		if got := editDistance(tt.a, tt.b); got != tt.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.d)
+		}
+	}
+}
+
+// refresh, send and status in-process against fakeschwab and a real bot
+// socket: the one-shot commands' wiring.
+func TestOneShotCommandsInProcess(t *testing.T) {
+	s := newWireSandbox(t)
+	bot := startReceiver(t, filepath.Join(s.dir, "bot.sock"))
+	common := []string{"--config", s.config, "--token-file", s.tokenFile, "--log-file", "", "--socket", filepath.Join(s.dir, "bot.sock")}
+	runFake := func(args ...string) (string, int) {
+		var out, errOut bytes.Buffer
+		code := run(append(args, common...), &process{out: &out, err: &errOut, in: strings.NewReader(""), schwabHTTP: schwab.NewHTTPClient(s.srv.RootCAs)})
+		return out.String() + errOut.String(), code
+	}
+
+	out, code := runFake("refresh")
+	if code != 0 || !strings.Contains(out, "✅ Token refresh successful!") || !strings.Contains(out, "   Access token: I0.") {
+		t.Fatalf("refresh: exit %d\n%s", code, out)
+	}
+	refreshed := (<-bot).AccessToken
+	saved, err := tokenfile.Load(s.tokenFile)
+	if err != nil || saved.Token().AccessToken != refreshed || refreshed == s.login.AccessToken {
+		t.Errorf("refresh: the bot and the file disagree or hold the old token (%v)", err)
+	}
+
+	if out, code := runFake("send"); code != 0 || !strings.Contains(out, "Sending token from "+s.tokenFile) {
+		t.Errorf("send: exit %d\n%s", code, out)
+	}
+	if got := (<-bot).AccessToken; got != refreshed {
+		t.Errorf("send delivered %s, want the saved token", tokensender.Redact(got))
+	}
+	if out, code := runFake("status"); code != 0 || !strings.Contains(out, "accepting connections") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+
+	s.fake.RevokeAll()
+	if out, code := runFake("refresh"); code != 1 || !strings.Contains(out, "❌ Token refresh failed") {
+		t.Errorf("refresh with a revoked token: exit %d, want 1\n%s", code, out)
+	}
+	if s.fake.Stats().Refreshes < 1 {
+		t.Error("refresh never reached Schwab")
+	}
+	for _, secret := range []string{testAppSecret, refreshed, s.login.RefreshToken} {
+		if strings.Contains(out, secret) {
+			t.Errorf("output holds a secret")
 		}
 	}
 }

@@ -33,7 +33,7 @@ var demoRefused = []struct{ flag, why string }{
 // Run sets up the sandbox and runs the real daemon (Main) against it.
 // --socket and --log-file are honoured (by default both live in the
 // sandbox); --config, --token-file and --interval are refused.
-func (c *DemoCmd) Run(g *Globals, st *streams, kctx *kong.Context) error {
+func (c *DemoCmd) Run(g *Globals, pr *process, kctx *kong.Context) error {
 	if c.Cycles < 0 || c.Every < time.Second || c.TokenLifetime < 2*time.Second {
 		return usage(fmt.Errorf("demo: --cycles must be >= 0, --every >= 1s and --token-lifetime >= 2s"))
 	}
@@ -78,7 +78,7 @@ func (c *DemoCmd) Run(g *Globals, st *streams, kctx *kong.Context) error {
 	}
 
 	m := NewMain(sandbox, nil)
-	m.Stdout = st.out
+	m.Stdout = pr.out
 	m.HTTPClient = schwab.NewHTTPClient(srv.RootCAs)
 	m.MaxCycles = c.Cycles
 	m.Ready = func(m *Main) error { return startDemoBot(m, dir, srv, c.TokenLifetime) }

@@ -16,12 +16,12 @@ type ListenCmd struct{}
 
 // Run receives tokens on the first --socket until SIGINT/SIGTERM, printing
 // one line per token (a prefix, never the token).
-func (c *ListenCmd) Run(g *Globals, st *streams) error {
+func (c *ListenCmd) Run(g *Globals, pr *process) error {
 	targets, err := g.targets()
 	if err != nil {
 		return err
 	}
-	log := slog.New(logging.NewTextHandler(st.out, nil))
+	log := slog.New(logging.NewTextHandler(pr.out, nil))
 	ctx, _, stop := handleSignals(context.Background(), log, nil)
 	defer stop()
 	r := newListener(targets[0].String(), log, "")

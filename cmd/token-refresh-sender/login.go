@@ -3,11 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/login"
-	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
 // LoginCmd performs Schwab's browser login and writes the first token file
@@ -20,11 +18,11 @@ type LoginCmd struct {
 }
 
 // Run logs in and prints a one-line summary.
-func (c *LoginCmd) Run(g *Globals, st *streams) error {
+func (c *LoginCmd) Run(g *Globals, pr *process) error {
 	if c.Timeout <= 0 {
 		return usage(fmt.Errorf("--timeout %v: must be positive (the default is 5m)", c.Timeout))
 	}
-	s, err := g.beginLogging(st.out)
+	s, err := g.beginLogging(pr.out)
 	if err != nil {
 		return err
 	}
@@ -44,10 +42,10 @@ func (c *LoginCmd) Run(g *Globals, st *streams) error {
 	res, err := login.Run(s.ctx, login.Options{
 		App:       app,
 		TokenFile: g.TokenFile,
-		Client:    newSchwabClient(app, schwab.NewHTTPClient(nil)),
+		Client:    newSchwabClient(app, pr.schwabHTTP),
 		Logger:    log,
-		Out:       st.out,
-		In:        os.Stdin,
+		Out:       pr.out,
+		In:        pr.in,
 		Manual:    c.Manual,
 		Browser:   mode,
 		Timeout:   c.Timeout,
@@ -59,6 +57,6 @@ func (c *LoginCmd) Run(g *Globals, st *streams) error {
 		}
 		return exitCode(1)
 	}
-	fmt.Fprintln(st.out, res.Summary())
+	fmt.Fprintln(pr.out, res.Summary())
 	return nil
 }

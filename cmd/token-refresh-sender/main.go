@@ -14,12 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/alecthomas/kong"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
 // Exit codes.
@@ -30,13 +32,16 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], &streams{out: os.Stdout, err: os.Stderr}))
+	os.Exit(run(os.Args[1:], &process{out: os.Stdout, err: os.Stderr, in: os.Stdin, schwabHTTP: schwab.NewHTTPClient(nil)}))
 }
 
-// streams are where commands write; tests run commands in-process with
-// buffers.
-type streams struct {
-	out, err io.Writer
+// process is what the commands take from the process they run in: the
+// standard streams and the HTTP client for Schwab (system roots). Tests
+// run commands in-process with buffers and a client trusting fakeschwab.
+type process struct {
+	out, err   io.Writer
+	in         io.Reader
+	schwabHTTP *http.Client
 }
 
 // exitRequest is how kong's --help and --version (which want to exit the
@@ -44,11 +49,11 @@ type streams struct {
 type exitRequest int
 
 // newParser builds the command line parser for cli.
-func newParser(cli *CLI, st *streams) (*kong.Kong, error) {
+func newParser(cli *CLI, pr *process) (*kong.Kong, error) {
 	return kong.New(cli,
 		kong.Name("token-refresh-sender"),
 		kong.Description("Keeps Schwab Trader API OAuth tokens alive and pushes them to your trading bot."),
-		kong.Writers(st.out, st.err),
+		kong.Writers(pr.out, pr.err),
 		kong.Exit(func(code int) { panic(exitRequest(code)) }),
 		kong.ValueFormatter(helpWithDefault),
 		kong.Groups{sharedGroup: "Shared flags (every command):"},
@@ -60,7 +65,7 @@ func newParser(cli *CLI, st *streams) (*kong.Kong, error) {
 }
 
 // run parses args, runs the chosen subcommand and returns the exit code.
-func run(args []string, st *streams) (code int) {
+func run(args []string, pr *process) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			req, ok := r.(exitRequest)
@@ -71,18 +76,21 @@ func run(args []string, st *streams) (code int) {
 		}
 	}()
 	var cli CLI
-	parser, err := newParser(&cli, st)
+	parser, err := newParser(&cli, pr)
 	if err != nil {
-		fmt.Fprintln(st.err, "token-refresh-sender:", err)
+		fmt.Fprintln(pr.err, "token-refresh-sender:", err)
 		return exitFailure
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(st.err, "token-refresh-sender: %v (see --help)\n", withSuggestion(parser, err))
+		fmt.Fprintf(pr.err, "token-refresh-sender: %v (see --help)\n", withSuggestion(parser, err))
 		return usageExit(parsedCommand(err, args))
 	}
-	cmd := kctx.Selected().Name
-	err = kctx.Run(&cli.Globals, st)
+	cmd := ""
+	if n := kctx.Selected(); n != nil {
+		cmd = n.Name
+	}
+	err = kctx.Run(&cli.Globals, pr)
 	var ec exitCode
 	var ue usageError
 	switch {
@@ -91,10 +99,10 @@ func run(args []string, st *streams) (code int) {
 	case errors.As(err, &ec):
 		return int(ec)
 	case errors.As(err, &ue):
-		fmt.Fprintf(st.err, "token-refresh-sender: %v (see --help)\n", err)
+		fmt.Fprintf(pr.err, "token-refresh-sender: %v (see --help)\n", err)
 		return usageExit(cmd)
 	}
-	fmt.Fprintln(st.err, "token-refresh-sender:", err)
+	fmt.Fprintln(pr.err, "token-refresh-sender:", err)
 	if cmd == "status" {
 		return exitStatusUnknown
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
-	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
@@ -18,8 +17,8 @@ type RefreshCmd struct{}
 
 // Run refreshes, saves, delivers, and prints a short summary. It builds
 // only what one refresh needs: no pid file, watcher, metrics or hooks.
-func (c *RefreshCmd) Run(g *Globals, st *streams) error {
-	s, err := g.begin(st.out)
+func (c *RefreshCmd) Run(g *Globals, pr *process) error {
+	s, err := g.begin(pr.out)
 	if err != nil {
 		return err
 	}
@@ -34,7 +33,7 @@ func (c *RefreshCmd) Run(g *Globals, st *streams) error {
 		return err
 	}
 	d := &daemon.Daemon{
-		Refresher: newSchwabClient(app, schwab.NewHTTPClient(nil)),
+		Refresher: newSchwabClient(app, pr.schwabHTTP),
 		Store:     &tokenfile.Store{Path: g.TokenFile},
 		Deliverer: deliverer{sender: &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}},
 		Classify:  classify,
@@ -45,15 +44,15 @@ func (c *RefreshCmd) Run(g *Globals, st *streams) error {
 	}
 	tok, err := d.Once(s.ctx)
 	if err != nil && tok.AccessToken != "" {
-		printSummary(st.out, "⚠️  Token refreshed and delivered, but the token file could not be written", tok, time.Now())
+		printSummary(pr.out, "⚠️  Token refreshed and delivered, but the token file could not be written", tok, time.Now())
 		return exitCode(1)
 	}
 	if err != nil {
 		loginHint(log, err)
-		fmt.Fprintln(st.out, "❌ Token refresh failed")
+		fmt.Fprintln(pr.out, "❌ Token refresh failed")
 		return exitCode(1)
 	}
-	printSummary(st.out, "✅ Token refresh successful!", tok, time.Now())
+	printSummary(pr.out, "✅ Token refresh successful!", tok, time.Now())
 	return nil
 }
 

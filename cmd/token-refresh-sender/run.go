@@ -23,9 +23,10 @@ type RunCmd struct {
 }
 
 // Run runs the daemon (see Main) until SIGINT or SIGTERM.
-func (c *RunCmd) Run(g *Globals, st *streams) error {
+func (c *RunCmd) Run(g *Globals, pr *process) error {
 	m := NewMain(*g, &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook})
-	m.Stdout = st.out
+	m.Stdout = pr.out
+	m.HTTPClient = pr.schwabHTTP
 	return runMain(context.Background(), m)
 }
 

@@ -13,7 +13,7 @@ type StatusCmd struct {
 }
 
 // Run prints the report and exits 0 ok, 1 warning, 2 critical, 3 unknown.
-func (c *StatusCmd) Run(g *Globals, st *streams) error {
+func (c *StatusCmd) Run(g *Globals, pr *process) error {
 	targets, err := g.targets()
 	if err != nil {
 		return err
@@ -23,7 +23,7 @@ func (c *StatusCmd) Run(g *Globals, st *streams) error {
 	if c.JSON {
 		write = r.WriteJSON
 	}
-	if err := write(st.out); err != nil {
+	if err := write(pr.out); err != nil {
 		return err
 	}
 	if code := r.ExitCode(); code != 0 {

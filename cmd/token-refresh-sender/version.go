@@ -14,8 +14,8 @@ var version = ""
 type VersionCmd struct{}
 
 // Run prints "token-refresh-sender <version> (<go version>)".
-func (c *VersionCmd) Run(st *streams) error {
-	fmt.Fprintln(st.out, versionLine())
+func (c *VersionCmd) Run(pr *process) error {
+	fmt.Fprintln(pr.out, versionLine())
 	return nil
 }
 

@@ -68,7 +68,7 @@ func newWireSandbox(t *testing.T) *wireSandbox {
 func mustParse(t *testing.T, args ...string) *CLI {
 	t.Helper()
 	var cli CLI
-	parser, err := newParser(&cli, &streams{out: io.Discard, err: io.Discard})
+	parser, err := newParser(&cli, &process{out: io.Discard, err: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
