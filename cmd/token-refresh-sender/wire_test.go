@@ -431,3 +431,48 @@ func TestHandleSignals(t *testing.T) {
 		}
 	}
 }
+
+// recordingListener notes when the metrics server closes its listener.
+type recordingListener struct {
+	net.Listener
+	closed func()
+}
+
+func (l recordingListener) Close() error {
+	l.closed()
+	return l.Listener.Close()
+}
+
+// Close tears down in reverse start-up order: the pid file and the
+// metrics server go before signal handling, which goes before the log.
+func TestMain_closeTearsDownInReverseOrder(t *testing.T) {
+	s := newWireSandbox(t)
+	var order []string
+	var out testkit.Buffer
+	m, _ := s.testMain(t, &out, make(chan tokensender.Event, 64), "--socket", filepath.Join(s.dir, "bot.sock"), "--metrics-addr", "127.0.0.1:0")
+	m.Listen = func(network, addr string) (net.Listener, error) {
+		ln, err := net.Listen(network, addr)
+		return recordingListener{ln, func() { order = append(order, "metrics") }}, err
+	}
+	signals := m.Signals
+	m.Signals = func(ctx context.Context, log *slog.Logger, reopen func() error) (context.Context, <-chan struct{}, func()) {
+		ctx, refresh, stop := signals(ctx, log, reopen)
+		return ctx, refresh, func() {
+			if _, err := os.Stat(m.PIDFile); !errors.Is(err, os.ErrNotExist) {
+				order = append(order, "pid file still there")
+			}
+			order = append(order, "signals")
+			stop()
+		}
+	}
+	m.MaxCycles = 1
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, ", "); got != "metrics, signals" {
+		t.Errorf("teardown order: %s, want metrics, signals", got)
+	}
+}
