@@ -107,12 +107,12 @@ func TestBadInput(t *testing.T) {
 		{
 			name:  "remote TCP socket refused",
 			setup: func(s *sandbox) []string { return []string{"--socket", "tcp://10.0.0.5:9999"} },
-			want:  `--socket "tcp://10.0.0.5:9999": only loopback addresses are allowed`, code: 1,
+			want:  `--socket "tcp://10.0.0.5:9999": only loopback addresses are allowed`, code: 2,
 		},
 		{
 			name:  "interval too short",
 			setup: func(s *sandbox) []string { return []string{"--interval", "0s"} },
-			want:  "--interval 0s is too short", code: 1,
+			want:  "--interval 0s is too short", code: 2,
 		},
 		{
 			name:  "interval not a duration",

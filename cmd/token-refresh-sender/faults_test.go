@@ -44,15 +44,14 @@ func TestRun_picksUpNewLoginWithoutRestart(t *testing.T) {
 	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", b.path)...)
 	p.WaitFor("run `token-refresh-sender login`", 1)
 
-	loggedIn := time.Now()
 	fresh := s.fake.Login()
 	if err := tokenfile.Write(s.tokenFile, tokenfile.New(fresh, time.Now())); err != nil {
 		t.Fatal(err)
 	}
+	// WaitFor gives up after testproc.WaitLimit (30 s), well before the
+	// next retry (--retry-max, 2 minutes): only the file watcher can
+	// deliver in time.
 	p.WaitFor("Token successfully sent to trading bot", 1)
-	if took := time.Since(loggedIn); took > 5*time.Second {
-		t.Errorf("new login picked up after %v, want within 5s", took)
-	}
 	p.Signal(syscall.SIGINT)
 	p.Wait()
 	if msgs := b.received(); len(msgs) != 1 || !strings.Contains(string(msgs[0]), fresh.RefreshToken) {

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
@@ -16,13 +16,13 @@ type ListenCmd struct{}
 
 // Run receives tokens on the first --socket until SIGINT/SIGTERM, printing
 // one line per token (a prefix, never the token).
-func (c *ListenCmd) Run(g *Globals) error {
+func (c *ListenCmd) Run(g *Globals, pr *process) error {
 	targets, err := g.targets()
 	if err != nil {
 		return err
 	}
-	log := slog.New(logging.NewTextHandler(os.Stdout, nil))
-	ctx, _, stop := handleSignals(log, nil)
+	log := slog.New(logging.NewTextHandler(pr.out, nil))
+	ctx, _, stop := handleSignals(context.Background(), log, nil)
 	defer stop()
 	r := newListener(targets[0].String(), log, "")
 	if err := r.Listen(); err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/login"
@@ -12,18 +11,18 @@ import (
 // LoginCmd performs Schwab's browser login and writes the first token file
 // (replaces the seed's schwab_oauth_server.py).
 type LoginCmd struct {
-	Open      bool          `help:"Open the login URL in the desktop's browser." xor:"browser"`
-	NoBrowser bool          `help:"Never try to open a browser; just print the URL." xor:"browser"`
-	Manual    bool          `help:"For SSH/headless machines: paste the address the browser was redirected to instead of running a callback server."`
-	Timeout   time.Duration `default:"5m" help:"Give up when no callback arrives within this time."`
+	Open      bool          `env:"TOKEN_SENDER_LOGIN_OPEN" help:"Open the login URL in the desktop's browser." xor:"browser"`
+	NoBrowser bool          `env:"TOKEN_SENDER_LOGIN_NO_BROWSER" help:"Never try to open a browser; just print the URL." xor:"browser"`
+	Manual    bool          `env:"TOKEN_SENDER_LOGIN_MANUAL" help:"For SSH/headless machines: paste the address the browser was redirected to instead of running a callback server."`
+	Timeout   time.Duration `default:"5m" env:"TOKEN_SENDER_LOGIN_TIMEOUT" help:"Give up when no callback arrives within this time."`
 }
 
 // Run logs in and prints a one-line summary.
-func (c *LoginCmd) Run(g *Globals) error {
+func (c *LoginCmd) Run(g *Globals, pr *process) error {
 	if c.Timeout <= 0 {
-		return fmt.Errorf("--timeout %v: must be positive (the default is 5m)", c.Timeout)
+		return usage(fmt.Errorf("--timeout %v: must be positive (the default is 5m)", c.Timeout))
 	}
-	s, err := g.beginLogging()
+	s, err := g.beginLogging(pr.out)
 	if err != nil {
 		return err
 	}
@@ -43,10 +42,10 @@ func (c *LoginCmd) Run(g *Globals) error {
 	res, err := login.Run(s.ctx, login.Options{
 		App:       app,
 		TokenFile: g.TokenFile,
-		Client:    client(app),
+		Client:    newSchwabClient(app, pr.schwabHTTP),
 		Logger:    log,
-		Out:       os.Stdout,
-		In:        os.Stdin,
+		Out:       pr.out,
+		In:        pr.in,
 		Manual:    c.Manual,
 		Browser:   mode,
 		Timeout:   c.Timeout,
@@ -58,6 +57,6 @@ func (c *LoginCmd) Run(g *Globals) error {
 		}
 		return exitCode(1)
 	}
-	fmt.Println(res.Summary())
+	fmt.Fprintln(pr.out, res.Summary())
 	return nil
 }

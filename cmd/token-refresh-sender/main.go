@@ -1,49 +1,227 @@
 // Command token-refresh-sender keeps Charles Schwab Trader API OAuth tokens
 // alive: it refreshes the access token before it expires, rewrites the
 // token file atomically, and pushes each new token to the trading bot over
-// a Unix socket. This package is wiring only; the behaviour lives in the
-// packages it imports.
+// a Unix socket. This package is wiring only (see Main in wire.go); the
+// behaviour lives in the packages it imports.
+//
+// Exit codes: 0 success, 1 runtime failure (already logged), 2 usage error
+// (a flag, command or value that cannot work). `status` uses the Nagios
+// codes instead: 0 ok, 1 warning, 2 critical, 3 unknown, and 3 for every
+// usage error, so a typo in a check never reads as CRITICAL.
 package main
 
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/schwab"
+)
+
+// Exit codes.
+const (
+	exitFailure       = 1
+	exitUsage         = 2
+	exitStatusUnknown = 3
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], &process{out: os.Stdout, err: os.Stderr, in: os.Stdin, schwabHTTP: schwab.NewHTTPClient(nil)}))
+}
+
+// process is what the commands take from the process they run in: the
+// standard streams and the HTTP client for Schwab (system roots). Tests
+// run commands in-process with buffers and a client trusting fakeschwab.
+type process struct {
+	out, err   io.Writer
+	in         io.Reader
+	schwabHTTP *http.Client
+}
+
+// exitRequest is how kong's --help and --version (which want to exit the
+// process) end a run: run recovers it as the exit code.
+type exitRequest int
+
+// newParser builds the command line parser for cli.
+func newParser(cli *CLI, pr *process) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("token-refresh-sender"),
+		kong.Description("Keeps Schwab Trader API OAuth tokens alive and pushes them to your trading bot."),
+		kong.Writers(pr.out, pr.err),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+		kong.ValueFormatter(helpWithDefault),
+		kong.Groups{sharedGroup: "Shared flags (every command):"},
+		kong.Vars{
+			"default_socket": tokensender.DefaultSocketPath,
+			"version":        versionLine(),
+		},
+	)
 }
 
 // run parses args, runs the chosen subcommand and returns the exit code.
-func run(args []string) int {
+func run(args []string, pr *process) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			req, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = int(req)
+		}
+	}()
 	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("token-refresh-sender"),
-		kong.Description("Keeps Schwab Trader API OAuth tokens alive and pushes them to your trading bot."),
-		kong.UsageOnError(),
-		kong.Vars{"default_socket": tokensender.DefaultSocketPath},
-	)
+	parser, err := newParser(&cli, pr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "token-refresh-sender:", err)
-		return 2
+		fmt.Fprintln(pr.err, "token-refresh-sender:", err)
+		return exitFailure
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "token-refresh-sender: %v (see --help)\n", err)
-		return 2
+		fmt.Fprintf(pr.err, "token-refresh-sender: %v (see --help)\n", withSuggestion(parser, err))
+		return usageExit(parsedCommand(err, args))
 	}
-	if err := kctx.Run(&cli.Globals); err != nil {
-		var ec exitCode
-		if errors.As(err, &ec) {
-			return int(ec)
+	cmd := ""
+	if n := kctx.Selected(); n != nil {
+		cmd = n.Name
+	}
+	err = kctx.Run(&cli.Globals, pr)
+	var ec exitCode
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ec):
+		return int(ec)
+	case errors.As(err, &ue):
+		fmt.Fprintf(pr.err, "token-refresh-sender: %v (see --help)\n", err)
+		return usageExit(cmd)
+	}
+	fmt.Fprintln(pr.err, "token-refresh-sender:", err)
+	if cmd == "status" {
+		return exitStatusUnknown
+	}
+	return exitFailure
+}
+
+// usageExit is the exit code for a usage error of cmd.
+func usageExit(cmd string) int {
+	if cmd == "status" {
+		return exitStatusUnknown
+	}
+	return exitUsage
+}
+
+// parsedCommand is the command a failed parse was for: the one kong had
+// reached, else "status" if the word is among the arguments (so a check
+// like `token-refresh-sender --bogus status` still exits UNKNOWN).
+func parsedCommand(err error, args []string) string {
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil {
+		for _, p := range pe.Context.Path {
+			if p.Command != nil && !(p.Command.Tag != nil && p.Command.Tag.Default == "withargs") {
+				return p.Command.Name
+			}
 		}
-		fmt.Fprintln(os.Stderr, "token-refresh-sender:", err)
-		return 1
 	}
-	return 0
+	for _, a := range args {
+		if a == "status" {
+			return a
+		}
+	}
+	return ""
+}
+
+// withSuggestion adds a "did you mean" to an unknown command: kong already
+// suggests flags, but hands a mistyped command to the default command
+// (run) as a stray argument.
+func withSuggestion(parser *kong.Kong, err error) error {
+	word, ok := strings.CutPrefix(err.Error(), "unexpected argument ")
+	if !ok || strings.Contains(word, " ") {
+		return err
+	}
+	if s := suggest(parser, word); s != "" {
+		return fmt.Errorf("unknown command %q, did you mean %s?", word, s)
+	}
+	return err
+}
+
+// suggest names the commands close to word (a prefix of it, or at most
+// two edits away), quoted and comma-separated; "" if none.
+func suggest(parser *kong.Kong, word string) string {
+	var close []string
+	for _, c := range parser.Model.Children {
+		if c.Hidden {
+			continue
+		}
+		if strings.HasPrefix(c.Name, word) || editDistance(c.Name, word) <= 2 {
+			close = append(close, fmt.Sprintf("%q", c.Name))
+		}
+	}
+	return strings.Join(close, " or ")
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// helpWithDefault is kong's flag help plus the default value where kong
+// hides it: behind a placeholder (PATH, MB...).
+func helpWithDefault(v *kong.Value) string {
+	help := kong.DefaultHelpValueFormatter(v)
+	if !v.HasDefault || v.Tag.PlaceHolder == "" {
+		return help
+	}
+	def := v.Default
+	if def == "" {
+		def = `""`
+	}
+	return help + " Default: " + def + "."
+}
+
+// HelpCmd is `help [COMMAND]`.
+type HelpCmd struct {
+	Command string `arg:"" optional:"" help:"The command to explain (none: the overview)."`
+}
+
+// Run prints the help of the program or of one command.
+func (c *HelpCmd) Run(kctx *kong.Context) error {
+	args := []string{"--help"}
+	if c.Command != "" {
+		found := false
+		for _, n := range kctx.Model.Children {
+			found = found || n.Name == c.Command
+		}
+		if !found {
+			if s := suggest(kctx.Kong, c.Command); s != "" {
+				return usage(fmt.Errorf("help: unknown command %q, did you mean %s?", c.Command, s))
+			}
+			return usage(fmt.Errorf("help: unknown command %q", c.Command))
+		}
+		args = []string{c.Command, "--help"}
+	}
+	_, err := kctx.Kong.Parse(args)
+	return err
 }

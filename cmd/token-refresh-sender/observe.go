@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
@@ -27,35 +24,6 @@ type observers struct {
 	hooks   *alert.Notifier
 	metrics *metrics.Metrics
 	systemd *systemd.Notifier
-}
-
-// hookShutdown bounds the wait for alert hooks still running at exit.
-const hookShutdown = 15 * time.Second
-
-// observe prepares the observers the flags ask for; with --metrics-addr it
-// binds the address now, so a busy port fails at start-up.
-func (g *Globals) observe(ctx context.Context, log *slog.Logger, hooks *alert.Notifier) (*observers, error) {
-	if err := hooks.Validate(); err != nil {
-		return nil, err
-	}
-	o := &observers{
-		log:     log,
-		expiry:  &expiry.Tracker{Lifetime: g.RefreshTokenLifetime, TokenFile: g.TokenFile},
-		policy:  &alert.Policy{Lifetime: g.RefreshTokenLifetime},
-		hooks:   hooks,
-		systemd: systemd.New(log),
-	}
-	if g.MetricsAddr == "" {
-		return o, nil
-	}
-	ln, err := net.Listen("tcp", g.MetricsAddr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: cannot listen: %w", g.MetricsAddr, err)
-	}
-	o.metrics = metrics.New(nil)
-	o.metrics.RefreshTokenLifetime = g.RefreshTokenLifetime
-	go o.metrics.ServeListener(ctx, ln, log)
-	return o, nil
 }
 
 // attach wires the observers into d.
@@ -92,11 +60,4 @@ func (o *observers) delivered(results []delivery.Result) {
 	for _, r := range results {
 		o.metrics.ObserveDelivery(r)
 	}
-}
-
-// close waits a little for alert hooks still running.
-func (o *observers) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), hookShutdown)
-	defer cancel()
-	o.hooks.Close(ctx)
 }

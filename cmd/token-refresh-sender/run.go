@@ -12,10 +12,8 @@ import (
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
-	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/schwab"
-	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // RunCmd is the daemon.
@@ -24,97 +22,31 @@ type RunCmd struct {
 	NotifyWebhook string `env:"TOKEN_SENDER_NOTIFY_WEBHOOK" placeholder:"URL" help:"POST those events as JSON to URL (Slack and Discord webhooks work as they are)."`
 }
 
-// Run validates the configuration and runs the refresh loop until SIGINT
-// or SIGTERM.
-func (c *RunCmd) Run(g *Globals) error {
-	s, err := g.begin()
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	log, ctx := s.log, s.ctx
-	obs, err := g.observe(ctx, log, &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer obs.close()
-	d, err := g.daemon(log, nil, obs)
-	if err != nil {
-		return err
-	}
-	if _, err := tokenfile.Load(g.TokenFile); err != nil {
-		return logTokenFileError(log, err)
-	}
-	release, err := tokenfile.ClaimDaemon(g.TokenFile)
-	if err != nil {
-		log.Error(err.Error())
-		return exitCode(1)
-	}
-	defer release()
-	d.RefreshNow = s.refreshNow
-	obs.attach(d)
-	g.prepare(ctx, d, log)
-	if err := d.Run(ctx); err != nil {
-		loginHint(log, err)
-		return exitCode(1)
-	}
-	return nil
+// Run runs the daemon (see Main) until SIGINT or SIGTERM.
+func (c *RunCmd) Run(g *Globals, pr *process) error {
+	m := NewMain(*g, &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook})
+	m.Stdout = pr.out
+	m.HTTPClient = pr.schwabHTTP
+	return runMain(context.Background(), m)
 }
 
-// daemon wires the refresh loop from the flags and the app config. A nil
-// schwabClient means the production client (system roots); obs, if set,
-// hears the outcome of every delivery.
-func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client, obs *observers) (*daemon.Daemon, error) {
-	app, err := g.loadApp(log)
-	if err != nil {
-		return nil, err
-	}
-	if schwabClient == nil {
-		schwabClient = client(app)
-	}
-	targets, err := g.targets()
-	if err != nil {
-		return nil, err
-	}
-	return &daemon.Daemon{
-		Refresher: schwabClient,
-		Store:     &tokenfile.Store{Path: g.TokenFile},
-		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}, obs.delivered},
-		Classify:  classify,
-		Logger:    log,
-		Interval:  g.Interval,
-		Backoff:   daemon.Backoff{Min: g.RetryMin, Max: g.RetryMax},
-		Settings: [][2]string{
-			{"Socket path", g.socketList()},
-			{"Token file", g.TokenFile},
-			{"App config", g.Config},
-		},
-	}, nil
-}
-
-// prepare readies a daemon that owns the token file: it removes temp files
-// a crash left behind and watches the file for a new login.
-func (g *Globals) prepare(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
-	if unlock, err := tokenfile.Lock(ctx, g.TokenFile); err == nil {
-		removed, err := tokenfile.CleanStaleTemps(g.TokenFile)
-		unlock()
-		for _, r := range removed {
-			log.Info("Removed a temporary file left by an interrupted write: " + r)
+// runMain runs m and closes it; a failure to close cleanly (the metrics
+// server's error, the pid file) is logged and exits 1.
+func runMain(ctx context.Context, m *Main) error {
+	err := m.Run(ctx)
+	if cerr := m.Close(); cerr != nil {
+		if m.Log != nil {
+			m.Log.Error(cerr.Error())
 		}
-		if err != nil {
-			log.Warn(err.Error())
+		if err == nil {
+			err = exitCode(1)
 		}
 	}
-	changes, err := tokenfile.Watch(ctx, g.TokenFile, log)
-	if err != nil {
-		log.Warn(err.Error() + "; a new login will be picked up at the next refresh instead")
-		return
-	}
-	d.FileChanged = changes
+	return err
 }
 
 // deliverer adapts delivery.Sender to the loop's Deliverer, reporting
-// each delivery's results to done.
+// each delivery's results to done (if set).
 type deliverer struct {
 	sender *delivery.Sender
 	done   func([]delivery.Result)
@@ -122,7 +54,12 @@ type deliverer struct {
 
 func (d deliverer) Deliver(ctx context.Context, msg tokensender.Message) func() {
 	dl := d.sender.Deliver(ctx, msg)
-	return func() { d.done(dl.Wait()) }
+	return func() {
+		results := dl.Wait()
+		if d.done != nil {
+			d.done(results)
+		}
+	}
 }
 
 // classify is the loop's view of schwab's error classes.
@@ -134,11 +71,11 @@ func classify(err error) (relogin bool, retryAfter time.Duration) {
 	return false, 0
 }
 
-// handleSignals turns SIGINT/SIGTERM into a cancelled context (logging the
+// handleSignals turns SIGINT/SIGTERM into a cancelled child of parent (logging the
 // seed's shutdown lines), SIGUSR1 into a refresh request, and SIGHUP into a
 // reopen of the log file (after logrotate moved it; reopenLog may be nil).
-func handleSignals(log *slog.Logger, reopenLog func() error) (ctx context.Context, refreshNow <-chan struct{}, stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+func handleSignals(parent context.Context, log *slog.Logger, reopenLog func() error) (ctx context.Context, refreshNow <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGHUP)
 	now := make(chan struct{}, 1)

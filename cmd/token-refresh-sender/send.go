@@ -16,8 +16,8 @@ type SendCmd struct{}
 
 // Run reads the token file and delivers its token to every --socket. It
 // exits 0 when at least one bot took the token, 1 otherwise.
-func (c *SendCmd) Run(g *Globals) error {
-	s, err := g.begin()
+func (c *SendCmd) Run(g *Globals, pr *process) error {
+	s, err := g.begin(pr.out)
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	if tok.Expired(now) {
 		log.Warn("The access token in " + g.TokenFile + " expired at " + tok.ExpiresAt.Format(logging.TimeLayout) + "; sending it anyway (run `token-refresh-sender refresh` for a fresh one)")
 	}
-	printSummary("Sending token from "+g.TokenFile, tok, now)
+	printSummary(pr.out, "Sending token from "+g.TokenFile, tok, now)
 	sender := &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}
 	delivered := false
 	for _, r := range sender.Deliver(ctx, tok.Message()).Wait() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/status"
@@ -10,11 +9,11 @@ import (
 // StatusCmd reports on the token file and the bot sockets for people and
 // monitoring systems. It never refreshes.
 type StatusCmd struct {
-	JSON bool `help:"Print one JSON object instead of text."`
+	JSON bool `env:"TOKEN_SENDER_STATUS_JSON" help:"Print one JSON object instead of text."`
 }
 
 // Run prints the report and exits 0 ok, 1 warning, 2 critical, 3 unknown.
-func (c *StatusCmd) Run(g *Globals) error {
+func (c *StatusCmd) Run(g *Globals, pr *process) error {
 	targets, err := g.targets()
 	if err != nil {
 		return err
@@ -24,7 +23,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 	if c.JSON {
 		write = r.WriteJSON
 	}
-	if err := write(os.Stdout); err != nil {
+	if err := write(pr.out); err != nil {
 		return err
 	}
 	if code := r.ExitCode(); code != 0 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -40,14 +39,14 @@ const maxAccessToken = 4096
 
 // Run prints the token and exits 0, or prints one line on stderr and exits
 // 1 (expired or about to) or 2 (no usable token).
-func (c *TokenCmd) Run(g *Globals) error {
+func (c *TokenCmd) Run(g *Globals, pr *process) error {
 	p := tokenPrinter{
 		path:  g.TokenFile,
 		load:  tokenfile.Load,
 		now:   time.Now,
 		sleep: time.Sleep,
 	}
-	if code := p.print(c.Format, c.MinValid, os.Stdout, os.Stderr); code != 0 {
+	if code := p.print(c.Format, c.MinValid, pr.out, pr.err); code != 0 {
 		return exitCode(code)
 	}
 	return nil

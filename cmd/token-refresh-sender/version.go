@@ -14,9 +14,14 @@ var version = ""
 type VersionCmd struct{}
 
 // Run prints "token-refresh-sender <version> (<go version>)".
-func (c *VersionCmd) Run() error {
-	fmt.Printf("token-refresh-sender %s (%s)\n", buildVersion(), runtime.Version())
+func (c *VersionCmd) Run(pr *process) error {
+	fmt.Fprintln(pr.out, versionLine())
 	return nil
+}
+
+// versionLine is what `version` and `--version` print.
+func versionLine() string {
+	return fmt.Sprintf("token-refresh-sender %s (%s)", buildVersion(), runtime.Version())
 }
 
 func buildVersion() string {
