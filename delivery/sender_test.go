@@ -182,7 +182,7 @@ func fastSender(logs *logRecorder, targets ...Address) *Sender {
 	}
 }
 
-func TestSender_Deliver(t *testing.T) {
+func TestSender_Send(t *testing.T) {
 	const (
 		okLine      = "INFO Token successfully sent to trading bot"
 		noAckLine   = "WARN Token sent to trading bot, but the bot sent no acknowledgment (connection closed without OK)"
@@ -302,7 +302,7 @@ func TestSender_Deliver(t *testing.T) {
 			if tt.ackTimeout != 0 {
 				s.AckTimeout = tt.ackTimeout
 			}
-			results := s.Deliver(context.Background(), testMsg).Wait()
+			results := s.Send(context.Background(), testMsg).Wait()
 			if len(results) != 1 {
 				t.Fatalf("got %d results, want 1", len(results))
 			}
@@ -329,13 +329,13 @@ func TestSender_Deliver(t *testing.T) {
 	}
 }
 
-func TestSender_Deliver_returnsAfterFirstAttempt(t *testing.T) {
+func TestSender_Send_returnsAfterFirstAttempt(t *testing.T) {
 	var logs logRecorder
 	s := fastSender(&logs, refusedAddr(t))
 	s.RetryDelay = time.Hour // the retry must not come before cancel
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d := s.Deliver(ctx, testMsg)
+	d := s.Send(ctx, testMsg)
 	slog.New(&logs).Info("Next refresh at 2025-11-13 09:09:24 (25 minutes)")
 	select {
 	case <-d.Done():
@@ -350,11 +350,11 @@ func TestSender_Deliver_returnsAfterFirstAttempt(t *testing.T) {
 	assertLines(t, logs.Lines(), []string{
 		"WARN Could not send token to trading bot (attempt 1/3): connection refused; retrying in 1 hour",
 		"INFO Next refresh at 2025-11-13 09:09:24 (25 minutes)",
-		"WARN Stopped sending token to trading bot after 1 of 3 attempts: context canceled",
+		"INFO Stopped sending token to trading bot after 1 of 3 attempts: delivery cancelled",
 	})
 }
 
-func TestSender_Deliver_cancelDuringAttempt(t *testing.T) {
+func TestSender_Send_cancelDuringAttempt(t *testing.T) {
 	b := mustStartBot(t, "unix", nil)
 	var logs logRecorder
 	s := fastSender(&logs, b.addr)
@@ -364,22 +364,22 @@ func TestSender_Deliver_cancelDuringAttempt(t *testing.T) {
 		<-b.accepted
 		cancel()
 	}()
-	res := s.Deliver(ctx, testMsg).Wait()
+	res := s.Send(ctx, testMsg).Wait()
 	if res[0].Outcome != Canceled || res[0].Attempts != 1 {
 		t.Errorf("result = %+v, want canceled during attempt 1", res[0])
 	}
-	assertLines(t, logs.Lines(), []string{"WARN Stopped sending token to trading bot after 1 of 3 attempts: context canceled"})
+	assertLines(t, logs.Lines(), []string{"INFO Stopped sending token to trading bot after 1 of 3 attempts: delivery cancelled"})
 
 	// Already cancelled: no attempt at all.
 	logs = logRecorder{}
-	res = s.Deliver(ctx, testMsg).Wait()
+	res = s.Send(ctx, testMsg).Wait()
 	if res[0].Outcome != Canceled || res[0].Attempts != 0 {
 		t.Errorf("result = %+v, want canceled before any attempt", res[0])
 	}
-	assertLines(t, logs.Lines(), []string{"WARN Stopped sending token to trading bot after 0 of 3 attempts: context canceled"})
+	assertLines(t, logs.Lines(), []string{"INFO Stopped sending token to trading bot after 0 of 3 attempts: delivery cancelled"})
 }
 
-func TestSender_Deliver_supersededByNewerToken(t *testing.T) {
+func TestSender_Send_supersededByNewerToken(t *testing.T) {
 	var logs logRecorder
 	dead := refusedAddr(t)
 	s := fastSender(&logs, dead)
@@ -387,8 +387,8 @@ func TestSender_Deliver_supersededByNewerToken(t *testing.T) {
 	s.Attempts = 2
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	older := s.Deliver(ctx, testMsg)
-	newer := s.Deliver(ctx, tokensender.Message{AccessToken: "newer", RefreshToken: "r", ExpiresAt: 2})
+	older := s.Send(ctx, testMsg)
+	newer := s.Send(ctx, tokensender.Message{AccessToken: "newer", RefreshToken: "r", ExpiresAt: 2})
 	res := older.Wait()
 	if res[0].Outcome != Canceled || res[0].Attempts != 1 || res[0].Err == nil || res[0].Err.Error() != "a newer token replaced it" {
 		t.Errorf("older result = %+v, want canceled because a newer token replaced it", res[0])
@@ -411,7 +411,7 @@ func TestSender_Deliver_supersededByNewerToken(t *testing.T) {
 	}
 }
 
-func TestSender_Deliver_multipleTargets(t *testing.T) {
+func TestSender_Send_multipleTargets(t *testing.T) {
 	cAnswered := make(chan struct{})
 	var once sync.Once
 	// a answers only after c has answered its first attempt, so a finishes
@@ -425,7 +425,7 @@ func TestSender_Deliver_multipleTargets(t *testing.T) {
 	var logs logRecorder
 	s := fastSender(&logs, a.addr, missing, c.addr)
 	s.Attempts = 2
-	d := s.Deliver(context.Background(), testMsg)
+	d := s.Send(context.Background(), testMsg)
 	res := d.Wait()
 
 	sa, sm, sc := " ("+a.addr.Addr+")", " ("+missing.Addr+")", " (tcp://"+c.addr.Addr+")"
@@ -450,15 +450,15 @@ func TestSender_Deliver_multipleTargets(t *testing.T) {
 	}
 }
 
-func TestSender_Deliver_noTargets(t *testing.T) {
+func TestSender_Send_noTargets(t *testing.T) {
 	var logs logRecorder
-	res := fastSender(&logs).Deliver(context.Background(), testMsg).Wait()
+	res := fastSender(&logs).Send(context.Background(), testMsg).Wait()
 	if len(res) != 0 || len(logs.Lines()) != 0 {
 		t.Errorf("no targets: results %v, logs %v", res, logs.Lines())
 	}
 }
 
-func TestSender_Deliver_noLeaks(t *testing.T) {
+func TestSender_Send_noLeaks(t *testing.T) {
 	b := mustStartBot(t, "unix", nil)
 	fds := func() int {
 		ents, err := os.ReadDir("/proc/self/fd")
@@ -485,7 +485,7 @@ func TestSender_Deliver_noLeaks(t *testing.T) {
 	for range n {
 		wg.Go(func() {
 			s := &Sender{Targets: []Address{b.addr}, AckTimeout: 20 * time.Millisecond, RetryDelay: time.Millisecond, Attempts: 2}
-			if res := s.Deliver(context.Background(), testMsg).Wait(); res[0].Outcome != Failed {
+			if res := s.Send(context.Background(), testMsg).Wait(); res[0].Outcome != Failed {
 				t.Errorf("result = %+v, want Failed", res[0])
 			}
 		})

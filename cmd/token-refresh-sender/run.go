@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
@@ -79,7 +78,7 @@ func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client, obs *obs
 	return &daemon.Daemon{
 		Refresher: schwabClient,
 		Store:     &tokenfile.Store{Path: g.TokenFile},
-		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}, obs.delivered},
+		Deliverer: &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID, OnResults: obs.delivered},
 		Classify:  classify,
 		Logger:    log,
 		Interval:  g.Interval,
@@ -111,18 +110,6 @@ func (g *Globals) prepare(ctx context.Context, d *daemon.Daemon, log *slog.Logge
 		return
 	}
 	d.FileChanged = changes
-}
-
-// deliverer adapts delivery.Sender to the loop's Deliverer, reporting
-// each delivery's results to done.
-type deliverer struct {
-	sender *delivery.Sender
-	done   func([]delivery.Result)
-}
-
-func (d deliverer) Deliver(ctx context.Context, msg tokensender.Message) func() {
-	dl := d.sender.Deliver(ctx, msg)
-	return func() { d.done(dl.Wait()) }
 }
 
 // classify is the loop's view of schwab's error classes.

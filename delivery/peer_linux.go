@@ -1,0 +1,35 @@
+//go:build linux
+
+package delivery
+
+import (
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// unixPeerUID reads SO_PEERCRED: the uid of the process that created the
+// listening socket.
+func unixPeerUID(c *net.UnixConn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	return int(cred.Uid), nil
+}
+
+// tcpOwnerUID asks the kernel (sock_diag) which uid owns the socket at the
+// far end of c: the accepted socket, which belongs to the listener's user.
+func tcpOwnerUID(c *net.TCPConn) (int, error) {
+	return tcpOwner(netlinkDiag, addrPortOf(c.LocalAddr()), addrPortOf(c.RemoteAddr()))
+}
