@@ -66,7 +66,8 @@ func shortDir(tb testing.TB) string { return testproc.ShortDir(tb) }
 // bot is a fake trading bot on a real socket.
 type bot struct {
 	addr     Address
-	accepted chan int // connection index, sent when a connection is accepted
+	accepted chan int      // connection index, sent when a connection is accepted
+	read     chan struct{} // sent when a connection's message has been read
 
 	mu   sync.Mutex
 	got  [][]byte   // bytes read, per connection
@@ -94,7 +95,7 @@ func mustStartBot(tb testing.TB, network string, answer func(i int) string) *bot
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b := &bot{addr: addr, accepted: make(chan int, 1000)}
+	b := &bot{addr: addr, accepted: make(chan int, 1000), read: make(chan struct{}, 1000)}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; ; i++ {
@@ -116,6 +117,7 @@ func mustStartBot(tb testing.TB, network string, answer func(i int) string) *bot
 				b.mu.Lock()
 				b.got = append(b.got, data)
 				b.mu.Unlock()
+				b.read <- struct{}{}
 				if a := answer(i); a != "" {
 					c.Write([]byte(a))
 				}
@@ -137,6 +139,20 @@ func (b *bot) releaseHeld() {
 		c.Close()
 	}
 	b.held = nil
+}
+
+// waitConns waits until the bot has read n connections to their end.
+func (b *bot) waitConns(tb testing.TB, n int) {
+	tb.Helper()
+	limit := time.NewTimer(testproc.WaitLimit)
+	defer limit.Stop()
+	for range n {
+		select {
+		case <-b.read:
+		case <-limit.C:
+			tb.Fatalf("the bot read %d connections, want %d", len(b.received()), n)
+		}
+	}
 }
 
 func (b *bot) received() [][]byte {
