@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -61,7 +60,3 @@ func peerAllowed(uid, self int, allowed []int) error {
 	}
 	return fmt.Errorf("the process listening there runs as uid %d, not as this user (uid %d) or root; if it is your bot, pass --allow-peer-uid %d", uid, self, uid)
 }
-
-// errTCPOwnerUnsupported is returned where the kernel offers no way to find
-// the owner of a TCP socket: TCP targets are refused there.
-var errTCPOwnerUnsupported = errors.New("this platform cannot tell which user listens on a TCP port (supported on Linux only); use a Unix socket path instead")

@@ -27,7 +27,3 @@ func unixPeerUID(c *net.UnixConn) (int, error) {
 	}
 	return int(cred.Uid), nil
 }
-
-// tcpOwnerUID: macOS has no interface that maps a connection to the uid of
-// the socket it reached, so TCP targets are withheld.
-func tcpOwnerUID(*net.TCPConn) (int, error) { return 0, errTCPOwnerUnsupported }

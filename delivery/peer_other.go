@@ -12,6 +12,3 @@ import (
 func unixPeerUID(*net.UnixConn) (int, error) {
 	return 0, errors.New("reading a Unix socket peer's uid is supported on Linux and macOS only")
 }
-
-// tcpOwnerUID is not implemented on this platform: TCP targets are withheld.
-func tcpOwnerUID(*net.TCPConn) (int, error) { return 0, errTCPOwnerUnsupported }

@@ -534,3 +534,104 @@ func TestSender_config(t *testing.T) {
 		t.Errorf("RetryDelay -1, Attempts 1 gave %+v", c)
 	}
 }
+
+// The protocol's limit is 8192 bytes: a message of exactly that size is
+// sent, one byte more is refused before connecting, in one ERROR line
+// without token text.
+func TestSender_Send_messageSizeLimit(t *testing.T) {
+	sized := func(n int) tokensender.Message {
+		m := tokensender.Message{AccessToken: "SECRET", RefreshToken: testMsg.RefreshToken, ExpiresAt: testMsg.ExpiresAt}
+		m.AccessToken += strings.Repeat("x", n-len(m.Wire()))
+		if len(m.Wire()) != n {
+			t.Fatalf("built a %d-byte message, want %d", len(m.Wire()), n)
+		}
+		return m
+	}
+	b := mustStartBot(t, "unix", always("OK"))
+	var logs logRecorder
+	s := fastSender(&logs, b.addr, b.addr)
+
+	res := s.Send(context.Background(), sized(MaxMessageSize)).Wait()
+	if res[0].Outcome != Delivered || res[1].Outcome != Delivered {
+		t.Fatalf("8192 bytes: results %+v, want delivered", res)
+	}
+	b.waitConns(t, 2)
+	if got := b.received(); len(got[0]) != MaxMessageSize {
+		t.Errorf("the bot got %d bytes, want %d", len(got[0]), MaxMessageSize)
+	}
+
+	logs = logRecorder{}
+	res = s.Send(context.Background(), sized(MaxMessageSize+1)).Wait()
+	for _, r := range res {
+		if r.Outcome != Failed || r.Attempts != 0 || r.Err == nil {
+			t.Errorf("8193 bytes: result %+v, want failed before any attempt", r)
+		}
+	}
+	suffix := " (" + b.addr.Addr + ")"
+	line := "ERROR Not sending token to trading bot: the message is 8193 bytes, over the protocol's limit of 8192 bytes; a token that long is not a real Schwab token" + suffix
+	assertLines(t, logs.Lines(), []string{line, line})
+	if n := len(b.accepted); n != 2 {
+		t.Errorf("the bot saw %d connections, want only the 2 of the 8192-byte message", n)
+	}
+}
+
+// Deliver is the refresh loop's view: it returns after the first attempts,
+// wait returns after the retries, and OnResults sees the final results once
+// per Deliver, before wait returns. Send does not call OnResults.
+func TestSender_Deliver(t *testing.T) {
+	ok := mustStartBot(t, "unix", always("OK"))
+	refused := refusedAddr(t)
+	var logs logRecorder
+	s := fastSender(&logs, ok.addr, refused)
+	s.Attempts = 2
+	var calls [][]Result
+	s.OnResults = func(r []Result) { calls = append(calls, r) }
+
+	wait := s.Deliver(context.Background(), testMsg)
+	wait()
+	if len(calls) != 1 {
+		t.Fatalf("OnResults called %d times, want once before wait returned", len(calls))
+	}
+	got := calls[0]
+	if len(got) != 2 || got[0].Target != ok.addr || got[0].Outcome != Delivered || got[1].Target != refused || got[1].Outcome != Failed || got[1].Attempts != 2 {
+		t.Errorf("OnResults got %+v, want delivered, then failed after 2 attempts", got)
+	}
+	wait() // waiting again returns at once and reports nothing new
+	if len(calls) != 1 {
+		t.Errorf("OnResults called %d times after a second wait, want 1", len(calls))
+	}
+
+	s.Send(context.Background(), testMsg).Wait()
+	if len(calls) != 1 {
+		t.Errorf("Send called OnResults")
+	}
+	s.OnResults = nil
+	s.Deliver(context.Background(), testMsg)() // no OnResults: no panic
+}
+
+// Deliver returns before the retries; wait does not.
+func TestSender_Deliver_waitCoversRetries(t *testing.T) {
+	var logs logRecorder
+	s := fastSender(&logs, refusedAddr(t))
+	s.RetryDelay = time.Hour
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	reported := make(chan []Result, 1)
+	s.OnResults = func(r []Result) { reported <- r }
+	wait := s.Deliver(ctx, testMsg)
+	select {
+	case <-reported:
+		t.Fatal("results reported before the retries ended")
+	default:
+	}
+	// The caller's own reason for cancelling is what the INFO line says.
+	cancel(errors.New("a newer token replaced it"))
+	wait()
+	if r := <-reported; r[0].Outcome != Canceled || r[0].Attempts != 1 {
+		t.Errorf("result %+v, want canceled after 1 attempt", r[0])
+	}
+	assertLines(t, logs.Lines(), []string{
+		"WARN Could not send token to trading bot (attempt 1/3): connection refused; retrying in 1 hour",
+		"INFO Stopped sending token to trading bot after 1 of 3 attempts: a newer token replaced it",
+	})
+}
