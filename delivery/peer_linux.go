@@ -3,6 +3,7 @@
 package delivery
 
 import (
+	"errors"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -31,5 +32,17 @@ func unixPeerUID(c *net.UnixConn) (int, error) {
 // tcpOwnerUID asks the kernel (sock_diag) which uid owns the socket at the
 // far end of c: the accepted socket, which belongs to the listener's user.
 func tcpOwnerUID(c *net.TCPConn) (int, error) {
-	return tcpOwner(netlinkDiag, addrPortOf(c.LocalAddr()), addrPortOf(c.RemoteAddr()))
+	return tcpOwner(orProcNet(netlinkDiag, procNetDiag), addrPortOf(c.LocalAddr()), addrPortOf(c.RemoteAddr()))
+}
+
+// orProcNet asks sock_diag (netlink), or reads /proc/net/tcp{,6} (procNet)
+// where no NETLINK_SOCK_DIAG socket can be opened.
+func orProcNet(netlink, procNet diagQuery) diagQuery {
+	return func(r diagRequest) ([]diagSocket, error) {
+		socks, err := netlink(r)
+		if errors.Is(err, errNoNetlink) {
+			return procNet(r)
+		}
+		return socks, err
+	}
 }

@@ -19,12 +19,15 @@ const (
 	inetDiagMsgLen   = 72
 )
 
+// errNoNetlink: no NETLINK_SOCK_DIAG socket could be opened.
+var errNoNetlink = errors.New("cannot open a NETLINK_SOCK_DIAG socket")
+
 // netlinkDiag sends one inet_diag request over a NETLINK_SOCK_DIAG socket
 // and collects the sockets it reports.
 func netlinkDiag(r diagRequest) ([]diagSocket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
-		return nil, fmt.Errorf("open netlink socket: %w", err)
+		return nil, fmt.Errorf("%w: %w", errNoNetlink, err)
 	}
 	defer unix.Close(fd)
 	// The kernel answers at once; the bound only guards against a hang.
