@@ -50,6 +50,7 @@ func TestParseAddress(t *testing.T) {
 		{in: "localhost:9999", wantErr: "~looks like a TCP address"},
 		{in: "@bot", wantErr: "~abstract Unix sockets"},
 		{in: "/tmp/a\x00b", wantErr: "~NUL byte"},
+		{in: "\x00/tmp/a.sock", wantErr: "~NUL byte"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -137,3 +137,21 @@ func TestCheckPeer_otherConn(t *testing.T) {
 		t.Errorf("checkPeer(pipe) = %v, want a refusal", err)
 	}
 }
+
+// The real lookup reads our own uid back from a listener of ours, and
+// fails (so the token is withheld) on a connection it cannot ask about.
+func TestUnixPeerUID(t *testing.T) {
+	b := mustStartBot(t, "unix", always("OK"))
+	c, err := net.Dial("unix", b.addr.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc := c.(*net.UnixConn)
+	if uid, err := unixPeerUID(uc); err != nil || uid != os.Getuid() {
+		t.Errorf("unixPeerUID = %d, %v; want %d", uid, err, os.Getuid())
+	}
+	c.Close()
+	if uid, err := unixPeerUID(uc); err == nil {
+		t.Errorf("unixPeerUID on a closed connection = %d, want an error", uid)
+	}
+}

@@ -79,6 +79,12 @@ func TestFilterProcNet_badLines(t *testing.T) {
 			t.Errorf("line %q: err = %v, want %q", tt.line, err, tt.want)
 		}
 	}
+	// The line number counts from the header; exactly 10 fields are enough.
+	ten := strings.Join(strings.Fields(ok)[:10], " ")
+	_, err := filterProcNet(strings.NewReader("header\n"+ten+"\n"+ok+"\n"+ok[:20]+"\n"), "/proc/net/tcp", diagRequest{Dump: true})
+	if want := "/proc/net/tcp line 4: 2 fields, want at least 10"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
 }
 
 // The /proc fallback agrees with the kernel's view of a real connection.

@@ -254,14 +254,14 @@ func TestSender_Send(t *testing.T) {
 			target: func(t *testing.T) (Address, *bot) {
 				b := mustStartBot(t, "unix", func(i int) string {
 					if i == 0 {
-						return "NO\x00\x1b[31mpe\xff" + strings.Repeat("z", 100)
+						return "NO\x00\x1b[31m~pe\xff" + strings.Repeat("z", 100)
 					}
 					return "OK"
 				})
 				return b.addr, b
 			},
 			wantOutcome: Delivered, wantAttempts: 2, wantConns: 2, wantLines: []string{
-				`WARN Trading bot answered "NO??[31mpe?` + strings.Repeat("z", 53) + `" instead of OK (attempt 1/3); retrying in 1 ms`,
+				`WARN Trading bot answered "NO??[31m~pe?` + strings.Repeat("z", 52) + `" instead of OK (attempt 1/3); retrying in 1 ms`,
 				okLine,
 			}},
 		{name: "answer echoing the token is withheld",
@@ -634,4 +634,22 @@ func TestSender_Deliver_waitCoversRetries(t *testing.T) {
 		"WARN Could not send token to trading bot (attempt 1/3): connection refused; retrying in 1 hour",
 		"INFO Stopped sending token to trading bot after 1 of 3 attempts: a newer token replaced it",
 	})
+}
+
+// An answer repeating 12 bytes of either token is withheld from the log;
+// 11 bytes are not enough to tell.
+func TestTargetRun_sanitize(t *testing.T) {
+	tr := &targetRun{msg: testMsg}
+	const withheld = "(answer withheld: it repeats part of the token)"
+	for _, tt := range []struct{ answer, want string }{
+		{testMsg.AccessToken[3:15], withheld},
+		{testMsg.RefreshToken[len(testMsg.RefreshToken)-12:], withheld},
+		{"x" + testMsg.RefreshToken[:12], withheld},
+		{testMsg.AccessToken[3:14], testMsg.AccessToken[3:14]},
+		{"ERROR: ~ok~", "ERROR: ~ok~"},
+	} {
+		if got := tr.sanitize([]byte(tt.answer)); got != tt.want {
+			t.Errorf("sanitize(%q) = %q, want %q", tt.answer, got, tt.want)
+		}
+	}
 }

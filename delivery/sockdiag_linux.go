@@ -47,7 +47,7 @@ func netlinkDiag(r diagRequest) ([]diagSocket, error) {
 		}
 		socks, done, err := decodeDiagAnswer(buf[:n])
 		out = append(out, socks...)
-		if err != nil || done || !r.Dump {
+		if done || !r.Dump {
 			return out, err
 		}
 	}
@@ -105,11 +105,11 @@ func putDiagAddr(dst []byte, a netip.Addr) {
 }
 
 // decodeDiagAnswer reads one datagram of netlink messages. done is true at
-// the end of a dump (NLMSG_DONE).
+// the end of a dump (NLMSG_DONE) and on any error.
 func decodeDiagAnswer(b []byte) (socks []diagSocket, done bool, err error) {
 	msgs, err := syscall.ParseNetlinkMessage(b)
 	if err != nil {
-		return nil, false, fmt.Errorf("parse netlink answer: %w", err)
+		return nil, true, fmt.Errorf("parse netlink answer: %w", err)
 	}
 	ne := binary.NativeEndian
 	for _, m := range msgs {

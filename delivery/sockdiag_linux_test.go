@@ -160,10 +160,12 @@ func TestDecodeDiagAnswer(t *testing.T) {
 		{name: "other sequence ignored", in: nlmsg(unix.SOCK_DIAG_BY_FAMILY, diagSeq+1, diagMsg(unix.AF_INET, tcpListen, s4.Src, 1001, 42))},
 		{name: "not found", in: nlmsg(unix.NLMSG_ERROR, diagSeq, errno(int32(syscall.ENOENT))), done: true, wantErr: syscall.ENOENT},
 		{name: "ack", in: nlmsg(unix.NLMSG_ERROR, diagSeq, errno(0)), done: true},
-		{name: "short error", in: nlmsg(unix.NLMSG_ERROR, diagSeq, []byte{1}), done: true, errText: "short netlink error"},
+		{name: "ack, errno only", in: nlmsg(unix.NLMSG_ERROR, diagSeq, errno(0)[:4]), done: true},
+		{name: "error, errno only", in: nlmsg(unix.NLMSG_ERROR, diagSeq, errno(int32(syscall.EACCES))[:4]), done: true, wantErr: syscall.EACCES},
+		{name: "short error", in: nlmsg(unix.NLMSG_ERROR, diagSeq, []byte{1, 0, 0}), done: true, errText: "short netlink error"},
 		{name: "short message", in: nlmsg(unix.SOCK_DIAG_BY_FAMILY, diagSeq, make([]byte, inetDiagMsgLen-1)), done: true, errText: "short inet_diag message"},
 		{name: "garbage", in: nlmsg(unix.SOCK_DIAG_BY_FAMILY, diagSeq, nil)[:12], errText: ""},
-		{name: "truncated", in: func() []byte { b := nlmsg(unix.SOCK_DIAG_BY_FAMILY, diagSeq, nil); b[0] = 100; return b }(), errText: "parse netlink answer: invalid argument"},
+		{name: "truncated", in: func() []byte { b := nlmsg(unix.SOCK_DIAG_BY_FAMILY, diagSeq, nil); b[0] = 100; return b }(), done: true, errText: "parse netlink answer: invalid argument"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
