@@ -3,10 +3,15 @@ package main_test
 import (
 	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 )
 
@@ -39,6 +44,37 @@ func TestSend_withholdsTokenFromAnotherUsersTCPPort(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The daemon withholds each token from a squatter's TCP port, logs it, and
+// counts it as result="withheld" (a series that exists from the start).
+func TestRun_withheldDeliveryIsCounted(t *testing.T) {
+	sq := testproc.SquatTCP(t, "127.0.0.1")
+	s := newSandbox(t)
+	addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
+	target := "tcp://" + sq.Addr
+	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", target, "--metrics-addr", addr)...)
+	p.WaitFor("Next refresh at", 1)
+	p.WaitFor("ERROR: Withheld token from "+target+": the process listening there runs as uid 65534", 1)
+	if n := sq.NextConn(t); n != 0 {
+		t.Errorf("the squatter received %d bytes, want 0", n)
+	}
+	// The result is counted when the delivery has finished, just after
+	// its log line: scrape until then.
+	const want = `token_sender_delivery_total{result="withheld"} 1`
+	body := get(t, "http://"+addr+"/metrics", http.StatusOK)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(body, want) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		body = get(t, "http://"+addr+"/metrics", http.StatusOK)
+	}
+	if !strings.Contains(body, want) || strings.Contains(body, `result="unknown"`) {
+		t.Errorf("/metrics lacks %q:\n%s", want, body)
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	s.assertNoSecrets(p.Text(), p.Stderr(), body)
 }
 
 // The issue's setup: the bot listens on 127.0.0.1:P, another user on
