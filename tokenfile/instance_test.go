@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
@@ -21,7 +20,7 @@ func TestClaimDaemon(t *testing.T) {
 	if !errors.Is(err, tokenfile.ErrAlreadyRunning) {
 		t.Fatalf("second claim = %v, want ErrAlreadyRunning", err)
 	}
-	want := fmt.Sprintf("another token-refresh-sender is already running for %s (pid %d)", path, os.Getpid())
+	want := fmt.Sprintf("another token-refresh-sender is already running for %s (pid %d); stop it first, or give this one another --token-file", path, os.Getpid())
 	if err.Error() != want {
 		t.Errorf("second claim says %q, want %q", err, want)
 	}
@@ -34,14 +33,17 @@ func TestClaimDaemon(t *testing.T) {
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(path + ".pid"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file left after release: %v", err)
+	}
 	again, err := tokenfile.ClaimDaemon(path)
 	if err != nil {
 		t.Fatalf("claim after release: %v", err)
 	}
-	again()
-	if b, _ := os.ReadFile(path + ".pid"); !strings.HasPrefix(string(b), fmt.Sprint(os.Getpid())) {
+	if b, _ := os.ReadFile(path + ".pid"); string(b) != fmt.Sprintln(os.Getpid()) {
 		t.Errorf("pid file holds %q", b)
 	}
+	again()
 }
 
 func TestWatch_reportsReplacement(t *testing.T) {

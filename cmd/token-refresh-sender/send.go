@@ -47,13 +47,8 @@ func (c *SendCmd) Run(g *Globals) error {
 	return nil
 }
 
-// readLocked loads the token file under its lock, so it never sees the
-// middle of another process's read-modify-write.
+// readLocked loads the token file. Writers replace it atomically and the
+// store re-reads a file caught mid-write, so no lock is needed.
 func readLocked(ctx context.Context, store *tokenfile.Store) (tokensender.Token, error) {
-	unlock, err := store.Lock(ctx)
-	if err != nil {
-		return tokensender.Token{}, err
-	}
-	defer unlock()
-	return store.Load()
+	return store.Load(ctx)
 }
