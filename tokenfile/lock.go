@@ -120,10 +120,6 @@ func (l locker) lock(ctx context.Context, path, name string) (*os.File, error) {
 	}
 	deadline := l.now().Add(wait)
 	for {
-		if err := ctx.Err(); err != nil {
-			f.Close()
-			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: gave up on lock %s (%v)", path, name, err), err: err}
-		}
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			return f, nil

@@ -78,6 +78,7 @@ func TestLock_ExcludesSecondLocker(t *testing.T) {
 
 func TestLock_CancelledContext(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
+	holdLock(t, path)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := Lock(ctx, path); !errors.Is(err, context.Canceled) {
