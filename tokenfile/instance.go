@@ -87,7 +87,6 @@ type Instance struct {
 	release func() error
 	cancel  context.CancelFunc
 	changes <-chan struct{}
-	done    chan struct{}
 }
 
 // Open claims the daemon's place (ClaimDaemon: ErrAlreadyRunning when
