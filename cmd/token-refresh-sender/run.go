@@ -78,7 +78,7 @@ func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client, obs *obs
 	}
 	return &daemon.Daemon{
 		Refresher: schwabClient,
-		Store:     &tokenfile.Store{Path: g.TokenFile},
+		Store:     g.store(log),
 		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}, obs.delivered},
 		Classify:  classify,
 		Logger:    log,

@@ -24,7 +24,7 @@ func (c *SendCmd) Run(g *Globals) error {
 	defer s.close()
 	log, ctx := s.log, s.ctx
 	targets, _ := g.targets()
-	store := &tokenfile.Store{Path: g.TokenFile}
+	store := g.store(log)
 	tok, err := readLocked(ctx, store)
 	if err != nil {
 		return logTokenFileError(log, err)
