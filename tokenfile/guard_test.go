@@ -164,6 +164,13 @@ func TestLocker_boundedWaitNamesHolder(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLock) {
 		t.Errorf("err does not match DeadlineExceeded and ErrLock")
 	}
+	var lf interface{ LockFailed() bool }
+	if !errors.As(err, &lf) || !lf.LockFailed() {
+		t.Errorf("err does not say LockFailed")
+	}
+	if errors.As(invalid("x", "y"), &lf) && lf.LockFailed() {
+		t.Errorf("a content error says LockFailed")
+	}
 	if sleeps != 40 {
 		t.Errorf("%d pauses of %v, want 40", sleeps, lockPoll)
 	}
@@ -247,17 +254,33 @@ func TestParseLockHolders(t *testing.T) {
 		"3: FLOCK  ADVISORY  WRITE 103 fe:02:77 0 EOF",    // another device
 		"4: FLOCK  ADVISORY  READ  x fe:01:77 0 EOF",      // unreadable pid
 		"5: FLOCK  ADVISORY  WRITE 105 fe:01:77 0 EOF",
+		"6: FLOCK  ADVISORY  WRITE 106 fe:01:77", // no range: still a holder
+		"7: FLOCK  ADVISORY  WRITE 107",
 		"short line",
 	}, "\n")
-	if got := parseLockHolders(strings.NewReader(locks), dev, 77); !slices.Equal(got, []int{100, 105}) {
-		t.Errorf("holders = %v, want [100 105]", got)
+	if got := parseLockHolders(strings.NewReader(locks), dev, 77); !slices.Equal(got, []int{100, 105, 106}) {
+		t.Errorf("holders = %v, want [100 105 106]", got)
 	}
 }
 
-func TestClaim_runningPidFromProcWhenFileEmpty(t *testing.T) {
+func TestClaim_runningPid(t *testing.T) {
+	for content, want := range map[string]string{
+		"":      "(pid 99)", // no pid recorded yet: /proc/locks
+		"0\n":   "(pid 99)",
+		"-3\n":  "(pid 99)",
+		"abc\n": "(pid 99)",
+		"12\n":  "(pid 12)", // the file's word first
+	} {
+		t.Run(strings.TrimSpace(content), func(t *testing.T) {
+			testClaimRunningPid(t, content, want)
+		})
+	}
+}
+
+func testClaimRunningPid(t *testing.T, content, wantPid string) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
 	name := path + ".pid"
-	mustWriteFile(t, name, "", 0o600)
+	mustWriteFile(t, name, content, 0o600)
 	f, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +292,7 @@ func TestClaim_runningPidFromProcWhenFileEmpty(t *testing.T) {
 	l := testLocker(os.Geteuid())
 	l.holders = func(uint64, uint64) []int { return []int{99} }
 	_, err = l.claim(path)
-	if !errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), "(pid 99)") {
+	if !errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), wantPid) {
 		t.Errorf("err = %v", err)
 	}
 }

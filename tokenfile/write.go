@@ -188,10 +188,7 @@ func syncDir(dir string) error {
 	if errors.Is(err, syscall.EINVAL) {
 		err = nil
 	}
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return errors.Join(err, d.Close())
 }
 
 // resolve follows symlinks so that Write replaces the file a link points to

@@ -246,13 +246,14 @@ func TestCleanStaleTemps(t *testing.T) {
 	}
 	keep = append(keep, ".tokens.json456")
 	mustWriteFile(t, filepath.Join(dir, ".tokens.json789"), "x", 0o600)
+	mustWriteFile(t, filepath.Join(dir, ".tokens.json1234567890123456789"), "x", 0o600) // 19 digits: the longest
 
 	removed, err := CleanStaleTemps(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(removed)
-	want := []string{crashTemp, filepath.Join(dir, ".tokens.json789")}
+	want := []string{crashTemp, filepath.Join(dir, ".tokens.json789"), filepath.Join(dir, ".tokens.json1234567890123456789")}
 	slices.Sort(want)
 	if !slices.Equal(removed, want) {
 		t.Errorf("removed %v, want %v", removed, want)
