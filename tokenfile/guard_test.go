@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -156,7 +157,12 @@ func TestLocker_boundedWaitNamesHolder(t *testing.T) {
 	l.now = func() time.Time { return now }
 	l.sleep = func(_ context.Context, d time.Duration) error { sleeps++; now = now.Add(d); return nil }
 	l.holders = func(dev, ino uint64) []int { asked = [2]uint64{dev, ino}; return []int{4321, 4322} }
+	var logs strings.Builder
+	l.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{ReplaceAttr: dropTime}))
 	_, err := l.lockFile(context.Background(), path)
+	if want := "level=INFO msg=\"Token file " + path + ": waiting up to 2s for lock " + path + ".lock, held by pid 4321, 4322\"\n"; logs.String() != want {
+		t.Errorf("logged %q, want once %q", logs.String(), want)
+	}
 	want := "token file " + path + ": gave up after 2s waiting for lock " + path + ".lock, held by pid 4321, 4322; if that is not a token-refresh-sender login or refresh finishing, stop it, then try again"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
@@ -669,4 +675,11 @@ func TestWatchFile_errors(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "watch token file "+path+": watch directory "+filepath.Dir(path)+": no such file or directory") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }

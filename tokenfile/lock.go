@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ type locker struct {
 	sleep   func(ctx context.Context, d time.Duration) error // pause between attempts
 	holders func(dev, ino uint64) []int                      // pids holding a flock on the file
 	euid    int                                              // our effective uid
+	log     *slog.Logger                                     // hears that a wait begins; nil: silent
 }
 
 func defaultLocker() locker {
@@ -119,6 +121,7 @@ func (l locker) lock(ctx context.Context, path, name string) (*os.File, error) {
 		wait = DefaultLockWait
 	}
 	deadline := l.now().Add(wait)
+	told := false // that we are waiting
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -127,6 +130,11 @@ func (l locker) lock(ctx context.Context, path, name string) (*os.File, error) {
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
 			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot lock %s: %s", path, name, reason(err)), err: err}
+		}
+		if l.log != nil && !told {
+			told = true
+			l.log.Info(fmt.Sprintf("Token file %s: waiting up to %s for lock %s, held by %s",
+				path, wait, name, holderText(l.holders(st.Dev, st.Ino))))
 		}
 		if !l.now().Before(deadline) {
 			f.Close()

@@ -36,8 +36,9 @@ type Store struct {
 	Now func() time.Time
 	// LockWait bounds every wait for the lock; 0 means DefaultLockWait.
 	LockWait time.Duration
-	// Logger hears housekeeping (Instance) and failures to release the
-	// lock; nil discards.
+	// Logger hears that a lock wait begins (INFO, naming the holder),
+	// housekeeping (Instance) and failures to release the lock; nil
+	// discards.
 	Logger *slog.Logger
 
 	// Test seams; nil means the real thing.
@@ -55,7 +56,7 @@ func (s *Store) now() time.Time {
 
 func (s *Store) locker() locker {
 	l := defaultLocker()
-	l.wait, l.now = s.LockWait, s.now
+	l.wait, l.now, l.log = s.LockWait, s.now, s.logger()
 	if s.sleep != nil {
 		l.sleep = s.sleep
 	}
