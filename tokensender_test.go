@@ -101,3 +101,43 @@ func TestToken_formattingNeverShowsSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestToken_LoginTime(t *testing.T) {
+	login := time.Unix(1762900000, 0)
+	own := time.Unix(1762950000, 0)
+	seen := time.Unix(1762983055, 700_000_000) // mid-second: the file keeps whole seconds
+	held := tokensender.Token{RefreshToken: "r-1", RefreshTokenIssuedAt: login}
+	tests := []struct {
+		name string
+		t    tokensender.Token
+		prev tokensender.Token
+		want time.Time
+	}{
+		{"same refresh token, login time dropped by another writer: restored",
+			tokensender.Token{RefreshToken: "r-1"}, held, login},
+		{"refresh response without a refresh token keeps the login time",
+			tokensender.Token{}, held, login},
+		{"the token's own login time wins",
+			tokensender.Token{RefreshToken: "r-1", RefreshTokenIssuedAt: own}, held, own},
+		{"new refresh token with its own login time (a login wrote the file)",
+			tokensender.Token{RefreshToken: "r-2", RefreshTokenIssuedAt: own}, held, own},
+		{"new refresh token without one: when we first saw it",
+			tokensender.Token{RefreshToken: "r-2"}, held, time.Unix(1762983055, 0)},
+		{"new refresh token, previous login time unknown: when we first saw it",
+			tokensender.Token{RefreshToken: "r-2"}, tokensender.Token{RefreshToken: "r-1"}, time.Unix(1762983055, 0)},
+		{"same refresh token, login time never known: stays unknown",
+			tokensender.Token{RefreshToken: "r-1"}, tokensender.Token{RefreshToken: "r-1"}, time.Time{}},
+		{"nothing held before: unknown, never guessed",
+			tokensender.Token{RefreshToken: "r-1"}, tokensender.Token{}, time.Time{}},
+		{"nothing held before, the token knows it",
+			tokensender.Token{RefreshToken: "r-1", RefreshTokenIssuedAt: own}, tokensender.Token{}, own},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.t.LoginTime(tt.prev, seen)
+			if !got.Equal(tt.want) || got.IsZero() != tt.want.IsZero() {
+				t.Errorf("LoginTime = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

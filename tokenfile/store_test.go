@@ -18,7 +18,7 @@ func TestStore_SaveKeepsUnknownKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &tokenfile.Store{Path: path}
-	if _, err := s.Load(); err != nil {
+	if _, err := s.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1762983055, 0)

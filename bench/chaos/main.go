@@ -194,7 +194,7 @@ func run(mode string, duration time.Duration, verbose bool) (result, error) {
 // whatever happened.
 func seedLoop(ctx context.Context, client *schwab.Client, store *tokenfile.Store, sender *delivery.Sender, log *slog.Logger) {
 	for ctx.Err() == nil {
-		if cur, err := store.Load(); err == nil {
+		if cur, err := store.Load(ctx); err == nil {
 			if tok, err := client.Refresh(ctx, cur.RefreshToken); err == nil {
 				store.Save(tok, time.Now())
 				sender.Deliver(ctx, tok.Message())

@@ -55,5 +55,5 @@ func readLocked(ctx context.Context, store *tokenfile.Store) (tokensender.Token,
 		return tokensender.Token{}, err
 	}
 	defer unlock()
-	return store.Load()
+	return store.Load(ctx)
 }
