@@ -25,8 +25,9 @@ func wallAlarm(at time.Time) (<-chan struct{}, func()) {
 
 // timerfdAlarm is one armed timerfd and the goroutine waiting on it.
 type timerfdAlarm struct {
-	f *os.File
-	c chan struct{}
+	f    *os.File
+	c    chan struct{}
+	done chan struct{} // closed when wait returns
 }
 
 func newTimerfdAlarm(at time.Time) (*timerfdAlarm, error) {
@@ -36,15 +37,17 @@ func newTimerfdAlarm(at time.Time) (*timerfdAlarm, error) {
 	}
 	// A zero it_value would disarm the timer: a time at or before the
 	// epoch is simply due.
-	ns := max(at.UnixNano(), 1)
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(ns)}
+	if epoch := time.Unix(0, 1); at.Before(epoch) {
+		at = epoch
+	}
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(at.UnixNano())}
 	if err := unix.TimerfdSettime(fd, unix.TFD_TIMER_ABSTIME|unix.TFD_TIMER_CANCEL_ON_SET, &spec, nil); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("timerfd_settime: %w", err)
 	}
 	// Non-blocking, so the runtime's poller waits for it: no thread
 	// sleeps in read.
-	a := &timerfdAlarm{f: os.NewFile(uintptr(fd), "timerfd"), c: make(chan struct{}, 1)}
+	a := &timerfdAlarm{f: os.NewFile(uintptr(fd), "timerfd"), c: make(chan struct{}, 1), done: make(chan struct{})}
 	go a.wait()
 	return a, nil
 }
@@ -52,6 +55,7 @@ func newTimerfdAlarm(at time.Time) (*timerfdAlarm, error) {
 // wait reads the timerfd once: it returns when the timer expires, when
 // the clock was set (ECANCELED), or when stop closes it (no signal then).
 func (a *timerfdAlarm) wait() {
+	defer close(a.done)
 	var buf [8]byte
 	_, err := a.f.Read(buf[:])
 	if errors.Is(err, os.ErrClosed) {

@@ -29,6 +29,14 @@ type fakeSchwab struct {
 	locked   []bool
 	took     time.Duration // how long each request takes (fake time)
 	rotate   bool          // issue a new refresh token with each access token
+	at       []time.Time   // when each request was made (the bubble's clock)
+}
+
+// times returns when each request was made.
+func (f *fakeSchwab) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.at...)
 }
 
 // calls returns the refresh tokens seen so far.
@@ -42,16 +50,18 @@ func (f *fakeSchwab) Refresh(_ context.Context, refreshToken string) (tokensende
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seen = append(f.seen, refreshToken)
+	f.at = append(f.at, time.Now())
 	if f.store != nil {
 		f.locked = append(f.locked, f.store.isLocked())
 	}
-	// Like schwab.Client: the expiry counts from before the request.
+	time.Sleep(f.took)
+	// The expiry counts from when the answer arrived (as oauth2 counts
+	// it); the daemon counts it from its own instant instead.
 	now := time.Now()
 	if f.now != nil {
 		now = f.now()
 	}
 	now = now.Truncate(time.Second)
-	time.Sleep(f.took)
 	if len(f.errs) > 0 {
 		err := f.errs[0]
 		f.errs = f.errs[1:]
