@@ -102,3 +102,31 @@ func TestWallAlarm(t *testing.T) {
 		t.Error("a due wall-clock alarm did not fire")
 	}
 }
+
+// timerfds counts this process's open timerfds.
+func timerfds(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && target == "anon_inode:[timerfd]" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestWallAlarm_isATimerfd(t *testing.T) {
+	before := timerfds(t)
+	_, stop := wallAlarm(time.Now().Add(time.Hour))
+	if n := timerfds(t); n != before+1 {
+		t.Errorf("%d timerfds open while the alarm is set, want %d", n, before+1)
+	}
+	stop()
+	if n := timerfds(t); n != before {
+		t.Errorf("%d timerfds open after stop, want %d", n, before)
+	}
+}

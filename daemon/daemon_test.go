@@ -609,14 +609,14 @@ func TestDaemon_Once(t *testing.T) {
 func TestDaemon_Run_emitsEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(30*time.Minute, 25*time.Minute)
-		h.schwab.errs = []error{errors.New("HTTP 503"), nil, errRelogin}
+		h.schwab.errs = []error{nil, errors.New("HTTP 503"), nil, errRelogin}
 		var kinds []string
 		h.d.OnEvent = func(ev tokensender.Event) { kinds = append(kinds, ev.Kind.String()) }
 		stop := h.start(t)
-		time.Sleep(26 * time.Minute)
+		time.Sleep(51 * time.Minute)
 		synctest.Wait()
 		stop()
-		want := "started refresh_failed recovered refreshed relogin_required stopping"
+		want := "started refreshed refresh_failed recovered refreshed relogin_required stopping"
 		if got := strings.Join(kinds, " "); got != want {
 			t.Errorf("events = %s\nwant     %s", got, want)
 		}

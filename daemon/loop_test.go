@@ -454,3 +454,51 @@ func TestDaemon_Run_alarmFiringEarlyIsRearmed(t *testing.T) {
 		}
 	})
 }
+
+// noLifetime is a Refresher whose tokens carry an expiry but no expires_in.
+type noLifetime struct{ left time.Duration }
+
+func (n noLifetime) Refresh(context.Context, string) (tokensender.Token, error) {
+	return tokensender.Token{AccessToken: "a", RefreshToken: "refresh-1", ExpiresAt: time.Now().Add(n.left)}, nil
+}
+
+func TestDaemon_Run_tokenWithoutExpiresIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.d.Refresher = noLifetime{20 * time.Minute}
+		stop := h.start(t)
+		synctest.Wait()
+		stop()
+		log := h.logText()
+		for _, want := range []string{
+			"INFO: Token refreshed successfully (expires in 20 minutes)",
+			"(15 minutes)", // its own expiry, less the 5-minute margin
+		} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q:\n%s", want, log)
+			}
+		}
+		if got := h.store.lastSaved().ExpiresAt; !got.Equal(time.Now().Add(20 * time.Minute)) {
+			t.Errorf("saved expiry %v, want the Refresher's", got)
+		}
+	})
+}
+
+func TestDaemon_Run_heartbeatWithoutAPeriod(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A heartbeat without HeartbeatEvery beats only when the loop
+		// wakes anyway: no ticker.
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		var beats int
+		h.d.Heartbeat = func() { beats++ }
+		stop := h.start(t)
+		synctest.Wait()
+		first := beats
+		time.Sleep(24 * time.Minute)
+		synctest.Wait()
+		if beats != first || first == 0 {
+			t.Errorf("heartbeats: %d at the first wait, %d after 24 idle minutes; want some, then none", first, beats)
+		}
+		stop()
+	})
+}
