@@ -56,12 +56,13 @@ func (t Token) Expired(now time.Time) bool {
 // With nothing held before (prev has no refresh token), an unknown login
 // time stays unknown (the zero time): it is never guessed.
 func (t Token) LoginTime(prev Token, seen time.Time) time.Time {
-	switch {
-	case !t.RefreshTokenIssuedAt.IsZero():
+	if !t.RefreshTokenIssuedAt.IsZero() {
 		return t.RefreshTokenIssuedAt
-	case t.RefreshToken == "" || t.RefreshToken == prev.RefreshToken:
+	}
+	if t.RefreshToken == "" || t.RefreshToken == prev.RefreshToken {
 		return prev.RefreshTokenIssuedAt
-	case prev.RefreshToken == "":
+	}
+	if prev.RefreshToken == "" {
 		return time.Time{}
 	}
 	return seen.Truncate(time.Second)

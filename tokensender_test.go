@@ -26,6 +26,15 @@ func TestMessage_Wire(t *testing.T) {
 			name: "escapes like ensure_ascii",
 			msg:  tokensender.Message{AccessToken: "a\"b\\c\n<&>\x7f", RefreshToken: "é😀", ExpiresAt: 0},
 			want: `{"access_token": "a\"b\\c\n<&>\u007f", "refresh_token": "\u00e9\ud83d\ude00", "expires_at": 0}`,
+		}, {
+			name: "a real-sized access token with a short refresh token",
+			msg:  tokensender.Message{AccessToken: strings.Repeat("A", 200), RefreshToken: "r", ExpiresAt: 1},
+			want: `{"access_token": "` + strings.Repeat("A", 200) + `", "refresh_token": "r", "expires_at": 1}`,
+		},
+		{
+			name: "a short access token with a long refresh token",
+			msg:  tokensender.Message{AccessToken: "a", RefreshToken: strings.Repeat("R", 200), ExpiresAt: 1},
+			want: `{"access_token": "a", "refresh_token": "` + strings.Repeat("R", 200) + `", "expires_at": 1}`,
 		},
 	}
 	for _, tt := range tests {

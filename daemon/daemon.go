@@ -226,16 +226,17 @@ func (d *Daemon) refresh(ctx context.Context) (tok tokensender.Token, at time.Ti
 		return fresh, rerr
 	})
 	d.saveErr = nil
-	switch {
-	case err == nil:
+	if err == nil {
 		return saved, at, nil
-	case refreshed:
+	}
+	if refreshed {
 		// The token is good: the bot still gets it, and the next cycle
 		// writes the file again.
 		d.saveErr = err
 		d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
 		return fresh, at, nil
-	case called || ctx.Err() != nil:
+	}
+	if called || ctx.Err() != nil {
 		return tokensender.Token{}, at, err
 	}
 	// fn never ran: the lock could not be taken, or the file not read.
@@ -431,10 +432,10 @@ func (d *Daemon) sleep(ctx context.Context, until time.Time, done <-chan struct{
 
 // alarm sets an alarm for the wall-clock time at.
 func (d *Daemon) alarm(at time.Time) (<-chan struct{}, func()) {
-	switch {
-	case d.Alarm != nil:
+	if d.Alarm != nil {
 		return d.Alarm(at)
-	case d.Now != nil:
+	}
+	if d.Now != nil {
 		return pollAlarm(d.Now, at)
 	}
 	return wallAlarm(at)
