@@ -84,15 +84,16 @@ func (f *fakeSchwab) Refresh(_ context.Context, refreshToken string) (tokensende
 // memStore is a token file in memory with a lock that Update holds while
 // it loads, runs fn and saves, as tokenfile.Store does.
 type memStore struct {
-	mu      sync.Mutex
-	tok     tokensender.Token
-	loadErr error
-	lockErr error
-	saveErr error
-	locked  bool
-	saves   int
-	saved   []tokensender.Token
-	loads   int
+	mu       sync.Mutex
+	tok      tokensender.Token
+	loadErr  error
+	lockErr  error
+	saveErr  error
+	lockHeld bool // Update waits for the lock until ctx is done
+	locked   bool
+	saves    int
+	saved    []tokensender.Token
+	loads    int
 }
 
 var _ daemon.Store = (*memStore)(nil)
@@ -104,8 +105,14 @@ func (s *memStore) Load(context.Context) (tokensender.Token, error) {
 	return s.tok, s.loadErr
 }
 
-func (s *memStore) Update(_ context.Context, fn func(tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
+func (s *memStore) Update(ctx context.Context, fn func(tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
 	s.mu.Lock()
+	if s.lockHeld {
+		// Another process holds the lock until we give up.
+		s.mu.Unlock()
+		<-ctx.Done()
+		return tokensender.Token{}, ctx.Err()
+	}
 	if s.lockErr != nil {
 		defer s.mu.Unlock()
 		return tokensender.Token{}, s.lockErr

@@ -502,3 +502,57 @@ func TestDaemon_Run_heartbeatWithoutAPeriod(t *testing.T) {
 		stop()
 	})
 }
+
+func TestDaemon_Run_shutdownWhileWaitingForTheLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.store.lockHeld = true
+		stop := h.start(t)
+		synctest.Wait()
+		// The file turns unreadable too: shutting down must not fall back
+		// to a refresh from memory.
+		h.store.set(func(*tokensender.Token) { h.store.loadErr = errors.New("token file x.json: is empty") })
+		stop()
+		if n := len(h.schwab.calls()); n != 0 {
+			t.Errorf("%d refresh(es) after the shutdown", n)
+		}
+		if log := h.logText(); strings.Contains(log, "ERROR") {
+			t.Errorf("shutdown logged an error:\n%s", log)
+		}
+	})
+}
+
+func TestDaemon_Once_saveFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.store.saveErr = errors.New("write x.json: no space left on device")
+		tok, err := h.d.Once(t.Context())
+		if err == nil || !errors.Is(err, h.store.saveErr) || !strings.Contains(err.Error(), "token refreshed and delivered, but not saved: ") {
+			t.Errorf("Once = %v, want the save error", err)
+		}
+		if tok.AccessToken != "access-1" || h.bot.count() != 1 {
+			t.Errorf("Once returned %v and delivered %d; want the new token, delivered", tok, h.bot.count())
+		}
+		// A later success clears the error.
+		h.store.saveErr = nil
+		if _, err := h.d.Once(t.Context()); err != nil {
+			t.Errorf("second Once = %v", err)
+		}
+	})
+}
+
+func TestDaemon_Once_loadFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.store.loadErr = errors.New("Token file not found: x.json")
+		if _, err := h.d.Once(t.Context()); !errors.Is(err, h.store.loadErr) {
+			t.Errorf("Once = %v, want the load error", err)
+		}
+		if len(h.schwab.calls()) != 0 {
+			t.Error("refreshed without a token file")
+		}
+		if log := h.logText(); !strings.Contains(log, "ERROR: Token file not found: x.json") {
+			t.Errorf("log:\n%s", log)
+		}
+	})
+}
