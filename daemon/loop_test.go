@@ -556,3 +556,24 @@ func TestDaemon_Once_loadFailure(t *testing.T) {
 		}
 	})
 }
+
+func TestDaemon_Run_unreadableFileOnChangeKeepsTheTokenInMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		changed := make(chan struct{}, 1)
+		h.d.FileChanged = changed
+		stop := h.start(t)
+		synctest.Wait()
+		loadErr := errors.New("token file x.json: malformed JSON at line 1, column 2")
+		h.store.set(func(tok *tokensender.Token) { h.store.loadErr, tok.RefreshToken = loadErr, "refresh-2" })
+		changed <- struct{}{}
+		synctest.Wait()
+		if n := len(h.schwab.calls()); n != 1 {
+			t.Errorf("refreshes = %d after an unreadable change, want 1", n)
+		}
+		stop()
+		if log := h.logText(); !strings.Contains(log, "ERROR: "+loadErr.Error()+" (keeping the last good token in memory; the file will not be overwritten)") {
+			t.Errorf("log:\n%s", log)
+		}
+	})
+}
