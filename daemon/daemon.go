@@ -212,10 +212,11 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 // When the file cannot be read, the refresh goes ahead from the token held
 // in memory and nothing is written: a file we could not parse is never
 // overwritten.
-func (d *Daemon) refresh(ctx context.Context) (tok tokensender.Token, at time.Time, err error) {
+func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, time.Time, error) {
 	var called, refreshed bool
 	var fresh tokensender.Token
-	saved, err := d.Store.Update(ctx, func(current tokensender.Token) (tokensender.Token, error) {
+	var at time.Time
+	_, err := d.Store.Update(ctx, func(current tokensender.Token) (tokensender.Token, error) {
 		called = true
 		// The file may lack the login time (another program rewrote it):
 		// put back what we know.
@@ -227,7 +228,7 @@ func (d *Daemon) refresh(ctx context.Context) (tok tokensender.Token, at time.Ti
 	})
 	d.saveErr = nil
 	if err == nil {
-		return saved, at, nil
+		return fresh, at, nil
 	}
 	if refreshed {
 		// The token is good: the bot still gets it, and the next cycle
