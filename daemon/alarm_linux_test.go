@@ -130,3 +130,15 @@ func TestWallAlarm_isATimerfd(t *testing.T) {
 		t.Errorf("%d timerfds open after stop, want %d", n, before)
 	}
 }
+
+func TestDaemon_alarm_defaultIsTheWallAlarm(t *testing.T) {
+	// Also with Now set, as the wiring sets it to time.Now: an unset Alarm
+	// must not fall back to polling.
+	d := Daemon{Now: time.Now}
+	before := timerfds(t)
+	_, stop := d.alarm(time.Now().Add(time.Hour))
+	defer stop()
+	if n := timerfds(t); n != before+1 {
+		t.Errorf("%d timerfds open while the loop waits, want %d: the default alarm is not the wall-clock timerfd", n, before+1)
+	}
+}

@@ -44,18 +44,12 @@ func TestPollAlarm_stop(t *testing.T) {
 	})
 }
 
-func TestDaemon_alarm_defaults(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		// With an injected clock and no Alarm, the loop polls that clock.
-		var d Daemon
-		offset := time.Hour
-		d.Now = func() time.Time { return time.Now().Add(offset) }
-		start := time.Now()
-		c, stop := d.alarm(d.Now().Add(30 * time.Second))
-		defer stop()
-		<-c
-		if got := time.Since(start); got != 30*time.Second {
-			t.Errorf("fired after %v, want 30s on the injected clock", got)
-		}
-	})
+func TestDaemon_alarm_injected(t *testing.T) {
+	at := time.Now().Add(time.Hour)
+	var got time.Time
+	c := make(chan struct{})
+	d := Daemon{Alarm: func(t time.Time) (<-chan struct{}, func()) { got = t; return c, func() {} }}
+	if fired, _ := d.alarm(at); fired != c || !got.Equal(at) {
+		t.Errorf("the injected Alarm was not used for %v", at)
+	}
 }

@@ -88,10 +88,10 @@ type Daemon struct {
 	// function exactly once. The channel must also receive promptly when
 	// the machine resumes from a suspend that carried the clock past at;
 	// it may receive early, for example when the clock was set (the loop
-	// then reads Now and sets a new alarm). nil means: with Now nil, a
-	// timer on the system's wall clock that sleeps through to at (a
-	// timerfd on Linux); with Now set, a timer that re-reads Now at least
-	// once a minute.
+	// then reads Now and sets a new alarm). nil means an alarm on the
+	// system's wall clock that sleeps through to at (a timerfd on Linux;
+	// PollAlarm(time.Now) elsewhere). A Now other than the system's clock
+	// needs an Alarm on that same clock, such as PollAlarm(Now).
 	Alarm func(at time.Time) (fired <-chan struct{}, stop func())
 	// Settings are printed after the start banner, one "Name: value" line
 	// each, in order (socket path, token file, app config).
@@ -435,9 +435,6 @@ func (d *Daemon) sleep(ctx context.Context, until time.Time, done <-chan struct{
 func (d *Daemon) alarm(at time.Time) (<-chan struct{}, func()) {
 	if d.Alarm != nil {
 		return d.Alarm(at)
-	}
-	if d.Now != nil {
-		return pollAlarm(d.Now, at)
 	}
 	return wallAlarm(at)
 }

@@ -521,7 +521,7 @@ func TestDaemon_Run_refreshesAtOnceAfterSuspend(t *testing.T) {
 			stop()
 		})
 	})
-	t.Run("portable fallback with an injected clock", func(t *testing.T) {
+	t.Run("portable alarm", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			h := newHarness(30*time.Minute, 25*time.Minute)
 			var mu sync.Mutex
@@ -531,7 +531,7 @@ func TestDaemon_Run_refreshesAtOnceAfterSuspend(t *testing.T) {
 				defer mu.Unlock()
 				return time.Now().Add(suspended)
 			}
-			h.d.Alarm = nil // the default for an injected Now: re-read it every minute
+			h.d.Alarm = daemon.PollAlarm(h.d.Now) // re-reads the clock every minute
 			h.schwab.now = h.d.Now
 			stop := h.start(t)
 			time.Sleep(3 * time.Minute)
