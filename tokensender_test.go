@@ -150,3 +150,23 @@ func TestToken_LoginTime(t *testing.T) {
 		})
 	}
 }
+
+func TestToken_LifetimeAndExpired(t *testing.T) {
+	at := time.Unix(1762984855, 0)
+	tok := tokensender.Token{ExpiresIn: 1800, ExpiresAt: at}
+	if got := tok.Lifetime(); got != 30*time.Minute {
+		t.Errorf("Lifetime = %v, want 30m", got)
+	}
+	for _, tt := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{at.Add(-time.Second), false},
+		{at, true},
+		{at.Add(time.Second), true},
+	} {
+		if got := tok.Expired(tt.now); got != tt.want {
+			t.Errorf("Expired(%v) = %v, want %v", tt.now, got, tt.want)
+		}
+	}
+}
