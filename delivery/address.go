@@ -20,8 +20,8 @@ type Address struct {
 	Addr    string // socket path, or host:port for net.Dial
 }
 
-// String returns the address the way the user wrote it: the socket path, or
-// "tcp://HOST:PORT".
+// String returns the address as a --socket value: the socket path, or
+// "tcp://HOST:PORT" (localhost written as 127.0.0.1).
 func (a Address) String() string {
 	if a.Network == "tcp" {
 		return "tcp://" + a.Addr
@@ -43,7 +43,9 @@ func (e *AddressError) Error() string {
 // ParseAddress parses a --socket value: a Unix socket path (absolute or
 // relative, at most 107 bytes), or tcp://HOST:PORT where HOST is a loopback IP
 // (127.0.0.0/8, or [::1] in brackets) or localhost and PORT is 1..65535.
-// Anything that would send tokens off this machine is refused.
+// Anything that would send tokens off this machine is refused. localhost
+// stands for 127.0.0.1 only, whatever /etc/hosts says: were it also ::1, a
+// user who took the port there would be tried too.
 func ParseAddress(s string) (Address, error) {
 	bad := func(format string, args ...any) (Address, error) {
 		return Address{}, &AddressError{Input: s, Reason: fmt.Sprintf(format, args...)}
@@ -96,7 +98,7 @@ func parseTCP(input, hostport string) (Address, error) {
 		return bad("port %q must be a number from 1 to 65535", port)
 	}
 	if strings.EqualFold(host, "localhost") {
-		host = "localhost"
+		host = "127.0.0.1"
 	} else {
 		ip, err := netip.ParseAddr(host)
 		if err != nil || !ip.IsLoopback() || ip.Zone() != "" {

@@ -36,7 +36,7 @@ func mustServeReceiver(tb testing.TB, r *receiver.Receiver) Address {
 
 // TestSender_Deliver_toReceiver runs the real sender against the real
 // receiver over both transports.
-func TestSender_Deliver_toReceiver(t *testing.T) {
+func TestSender_Send_toReceiver(t *testing.T) {
 	now := time.Unix(1762983055, 0)
 	for _, network := range []string{"unix", "tcp"} {
 		t.Run(network, func(t *testing.T) {
@@ -56,7 +56,7 @@ func TestSender_Deliver_toReceiver(t *testing.T) {
 			var logs logRecorder
 			s := fastSender(&logs, target)
 			s.Attempts = 2
-			res := s.Deliver(context.Background(), testMsg).Wait()
+			res := s.Send(context.Background(), testMsg).Wait()
 			if res[0].Outcome != Delivered || res[0].Attempts != 1 {
 				t.Fatalf("result = %+v, want delivered at once", res[0])
 			}
@@ -69,7 +69,7 @@ func TestSender_Deliver_toReceiver(t *testing.T) {
 			// An expired token is refused; the sender retries, then gives up
 			// and says why, in the receiver's words.
 			expired := tokensender.Message{AccessToken: "SECRET-old", RefreshToken: "SECRET-r", ExpiresAt: now.Unix() - 60}
-			res = s.Deliver(context.Background(), expired).Wait()
+			res = s.Send(context.Background(), expired).Wait()
 			if res[0].Outcome != Failed || res[0].Attempts != 2 {
 				t.Fatalf("expired token: result = %+v, want failed after 2 attempts", res[0])
 			}
@@ -119,13 +119,13 @@ func TestParseAddress_receiverAgrees(t *testing.T) {
 
 // BenchmarkSender_Deliver measures one delivery to the reference receiver
 // over a Unix socket: connect, send, half-close, wait for OK.
-func BenchmarkSender_Deliver(b *testing.B) {
+func BenchmarkSender_Send(b *testing.B) {
 	addr := mustServeReceiver(b, &receiver.Receiver{Addr: filepath.Join(shortDir(b), "bot.sock")})
 	s := &Sender{Targets: []Address{addr}}
 	msg := tokensender.Message{AccessToken: "I0.bench-access-token@", RefreshToken: "bench-refresh-token@", ExpiresAt: time.Now().Add(time.Hour).Unix()}
 	b.ReportAllocs()
 	for b.Loop() {
-		if r := s.Deliver(context.Background(), msg).Wait(); r[0].Outcome != Delivered {
+		if r := s.Send(context.Background(), msg).Wait(); r[0].Outcome != Delivered {
 			b.Fatalf("outcome %v: %v", r[0].Outcome, r[0].Err)
 		}
 	}

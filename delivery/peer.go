@@ -5,47 +5,58 @@ import (
 	"net"
 	"os"
 	"slices"
-
-	"golang.org/x/sys/unix"
 )
 
-// checkPeer refuses Unix-socket peers whose uid may not receive tokens:
-// anyone can create /tmp/bigbrother_token.sock first, so the listening
-// process must run as this user, root, or a uid the operator allowed.
-// TCP peers are not checked (loopback only; the kernel does not say who
-// listens).
+// peerLookup finds who listens on the far end of a connection. The zero
+// value uses the kernel (SO_PEERCRED, sock_diag); tests inject fakes so the
+// rule is checked without a second user.
+type peerLookup struct {
+	unixUID func(*net.UnixConn) (int, error) // uid of the process that listens on the Unix socket
+	tcpUID  func(*net.TCPConn) (int, error)  // uid owning the TCP socket the connection reached
+	selfUID func() int                       // this process's uid
+}
+
+// withDefaults fills in the kernel lookups for nil fields.
+func (l peerLookup) withDefaults() peerLookup {
+	if l.unixUID == nil {
+		l.unixUID = unixPeerUID
+	}
+	if l.tcpUID == nil {
+		l.tcpUID = tcpOwnerUID
+	}
+	if l.selfUID == nil {
+		l.selfUID = os.Getuid
+	}
+	return l
+}
+
+// checkPeer refuses peers whose uid may not receive tokens: anyone can
+// create /tmp/bigbrother_token.sock or bind a loopback port first, so the
+// listening socket must belong to this user, root, or a uid the operator
+// allowed. It runs on the connected socket, before anything is written.
 func (t *targetRun) checkPeer(conn net.Conn) error {
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return nil
+	var uid int
+	var err error
+	switch c := conn.(type) {
+	case *net.UnixConn:
+		if uid, err = t.cfg.lookup.unixUID(c); err != nil {
+			return fmt.Errorf("cannot read the listening process's credentials: %w", err)
+		}
+	case *net.TCPConn:
+		if uid, err = t.cfg.lookup.tcpUID(c); err != nil {
+			return fmt.Errorf("cannot find which user owns the listening socket: %w", err)
+		}
+	default:
+		return fmt.Errorf("cannot check who listens on a %T connection", conn)
 	}
-	uid, err := peerUID(uc)
-	if err != nil {
-		return fmt.Errorf("cannot read the listening process's credentials: %w", err)
-	}
-	self := os.Getuid()
-	if uid == self || uid == 0 || slices.Contains(t.cfg.allowedUIDs, uid) {
+	return peerAllowed(uid, t.cfg.lookup.selfUID(), t.cfg.allowedUIDs)
+}
+
+// peerAllowed is the rule: the peer runs as us, as root, or as an allowed
+// uid. The error is the reason to log.
+func peerAllowed(uid, self int, allowed []int) error {
+	if uid == self || uid == 0 || slices.Contains(allowed, uid) {
 		return nil
 	}
 	return fmt.Errorf("the process listening there runs as uid %d, not as this user (uid %d) or root; if it is your bot, pass --allow-peer-uid %d", uid, self, uid)
-}
-
-// peerUID reads SO_PEERCRED: the uid of the process that created the
-// listening socket.
-func peerUID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if credErr != nil {
-		return 0, credErr
-	}
-	return int(cred.Uid), nil
 }

@@ -29,9 +29,13 @@ const (
 // maxAnswer is the most of the bot's answer that is read.
 const maxAnswer = 64
 
-// Sender delivers tokens to trading bots. Set the fields, then call Deliver;
-// do not change them while a delivery runs. A Sender must not be copied after
-// its first Deliver.
+// MaxMessageSize is the protocol's limit on one message, in bytes
+// (docs/protocol.md): a larger message is never sent.
+const MaxMessageSize = 8192
+
+// Sender delivers tokens to trading bots. Set the fields, then call Deliver
+// or Send; do not change them while a delivery runs. A Sender must not be
+// copied after its first delivery.
 type Sender struct {
 	Targets     []Address
 	Logger      *slog.Logger
@@ -39,10 +43,15 @@ type Sender struct {
 	AckTimeout  time.Duration // writing the message and waiting for the answer; default 5s
 	RetryDelay  time.Duration // between attempts; default 5s
 	Attempts    int           // per target and token; default 3
-	// AllowedPeerUIDs may receive tokens over Unix sockets besides this
-	// process's own uid and root (--allow-peer-uid).
+	// AllowedPeerUIDs may receive tokens besides this process's own uid and
+	// root (--allow-peer-uid): the uid of the process listening on a Unix
+	// socket, or owning the listening TCP socket.
 	AllowedPeerUIDs []int
+	// OnResults, if set, is called once per Deliver with the final results
+	// (retries included), in Targets order, before Deliver's wait returns.
+	OnResults func([]Result)
 
+	lookup     peerLookup // nil fields: the kernel's answers
 	mu         sync.Mutex
 	cancelPrev context.CancelCauseFunc
 }
@@ -63,8 +72,9 @@ const (
 	// Canceled: the context was cancelled, or a newer Deliver on the same
 	// Sender replaced this one, before the token got through.
 	Canceled
-	// Withheld: the process listening on the Unix socket runs as a user
-	// not allowed to receive tokens (someone else created the socket).
+	// Withheld: the socket's listener runs as a user not allowed to
+	// receive tokens (someone else created the socket or took the port),
+	// or that user could not be found. Not retried.
 	Withheld
 )
 
@@ -113,13 +123,31 @@ func (d *Delivery) Done() <-chan struct{} { return d.done }
 // errSuperseded is the cancel cause when a newer Deliver replaces this one.
 var errSuperseded = errors.New("a newer token replaced it")
 
-// Deliver sends msg to every target concurrently. It returns once every target
+// Deliver sends msg to every target, like Send, for the refresh loop: it
+// returns once every target has finished its first attempt (and logged it);
+// wait blocks until the retries are over too and OnResults has seen the
+// results.
+func (s *Sender) Deliver(ctx context.Context, msg tokensender.Message) (wait func()) {
+	d := s.start(ctx, msg, s.OnResults)
+	return func() { <-d.done }
+}
+
+// Send sends msg to every target concurrently. It returns once every target
 // has finished its first attempt, after logging those attempts in Targets
 // order; retries go on in the background and log as they happen. A new
-// Deliver on the same Sender stops the retries of the previous one, so an old
-// token never overwrites a newer one at the bot. Cancelling ctx stops
-// everything at once.
-func (s *Sender) Deliver(ctx context.Context, msg tokensender.Message) *Delivery {
+// Send or Deliver on the same Sender stops the retries of the previous one,
+// so an old token never overwrites a newer one at the bot. Cancelling ctx
+// stops everything at once; it is logged at INFO, as the caller's choice
+// (a newer token, or the program stopping), not as a failure. Cancel with
+// context.WithCancelCause to give the reason the log line shows.
+// OnResults is not called.
+func (s *Sender) Send(ctx context.Context, msg tokensender.Message) *Delivery {
+	return s.start(ctx, msg, nil)
+}
+
+// start runs one delivery; onDone, if set, gets the final results before
+// the Delivery is done.
+func (s *Sender) start(ctx context.Context, msg tokensender.Message, onDone func([]Result)) *Delivery {
 	ctx, cancel := context.WithCancelCause(ctx)
 	s.mu.Lock()
 	if s.cancelPrev != nil {
@@ -152,6 +180,9 @@ func (s *Sender) Deliver(ctx context.Context, msg tokensender.Message) *Delivery
 	go func() {
 		wg.Wait()
 		cancel(context.Canceled) // release the context; no-op if already cancelled
+		if onDone != nil {
+			onDone(append([]Result(nil), d.results...))
+		}
 		close(d.done)
 	}()
 	return d
@@ -163,10 +194,11 @@ type config struct {
 	dialTimeout, ackTimeout, retryDelay time.Duration
 	attempts                            int
 	allowedUIDs                         []int
+	lookup                              peerLookup
 }
 
 func (s *Sender) config() config {
-	c := config{s.Logger, s.DialTimeout, s.AckTimeout, s.RetryDelay, s.Attempts, s.AllowedPeerUIDs}
+	c := config{s.Logger, s.DialTimeout, s.AckTimeout, s.RetryDelay, s.Attempts, s.AllowedPeerUIDs, s.lookup.withDefaults()}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
@@ -220,6 +252,12 @@ func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <
 		t.cfg.log(l)
 	}
 	n := t.cfg.attempts
+	if len(t.wire) > MaxMessageSize {
+		t.res.Outcome, t.res.Attempts = Failed, 0
+		t.res.Err = fmt.Errorf("the message is %d bytes, over the protocol's limit of %d bytes", len(t.wire), MaxMessageSize)
+		emit(logLine{slog.LevelError, fmt.Sprintf("Not sending token to trading bot: %s; a token that long is not a real Schwab token%s", t.res.Err, t.suffix)})
+		return
+	}
 	for i := 1; ; i++ {
 		if ctx.Err() != nil {
 			emit(t.canceled(ctx, i-1))
@@ -275,18 +313,21 @@ func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <
 	}
 }
 
-// canceled records and words a delivery stopped by ctx after done attempts.
+// canceled records and words a delivery stopped by ctx after done
+// attempts. Cancelling is the caller's decision (a newer token replaced
+// this one, or the program is stopping), so it is logged at INFO, with the
+// cause the caller gave, if any.
 func (t *targetRun) canceled(ctx context.Context, done int) logLine {
 	cause := context.Cause(ctx)
 	t.res.Outcome = Canceled
 	t.res.Attempts = done
 	t.res.Err = cause
-	level := slog.LevelWarn
-	if errors.Is(cause, errSuperseded) {
-		level = slog.LevelInfo
+	why := cause.Error()
+	if cause == context.Canceled {
+		why = "delivery cancelled"
 	}
-	return logLine{level, fmt.Sprintf("Stopped sending token to trading bot after %d of %s: %s%s",
-		done, plural(t.cfg.attempts, "attempt"), cause, t.suffix)}
+	return logLine{slog.LevelInfo, fmt.Sprintf("Stopped sending token to trading bot after %d of %s: %s%s",
+		done, plural(t.cfg.attempts, "attempt"), why, t.suffix)}
 }
 
 type attemptKind int

@@ -66,7 +66,8 @@ func shortDir(tb testing.TB) string { return testproc.ShortDir(tb) }
 // bot is a fake trading bot on a real socket.
 type bot struct {
 	addr     Address
-	accepted chan int // connection index, sent when a connection is accepted
+	accepted chan int      // connection index, sent when a connection is accepted
+	read     chan struct{} // sent when a connection's message has been read
 
 	mu   sync.Mutex
 	got  [][]byte   // bytes read, per connection
@@ -94,7 +95,7 @@ func mustStartBot(tb testing.TB, network string, answer func(i int) string) *bot
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b := &bot{addr: addr, accepted: make(chan int, 1000)}
+	b := &bot{addr: addr, accepted: make(chan int, 1000), read: make(chan struct{}, 1000)}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; ; i++ {
@@ -116,6 +117,7 @@ func mustStartBot(tb testing.TB, network string, answer func(i int) string) *bot
 				b.mu.Lock()
 				b.got = append(b.got, data)
 				b.mu.Unlock()
+				b.read <- struct{}{}
 				if a := answer(i); a != "" {
 					c.Write([]byte(a))
 				}
@@ -137,6 +139,20 @@ func (b *bot) releaseHeld() {
 		c.Close()
 	}
 	b.held = nil
+}
+
+// waitConns waits until the bot has read n connections to their end.
+func (b *bot) waitConns(tb testing.TB, n int) {
+	tb.Helper()
+	limit := time.NewTimer(testproc.WaitLimit)
+	defer limit.Stop()
+	for range n {
+		select {
+		case <-b.read:
+		case <-limit.C:
+			tb.Fatalf("the bot read %d connections, want %d", len(b.received()), n)
+		}
+	}
 }
 
 func (b *bot) received() [][]byte {
@@ -182,7 +198,7 @@ func fastSender(logs *logRecorder, targets ...Address) *Sender {
 	}
 }
 
-func TestSender_Deliver(t *testing.T) {
+func TestSender_Send(t *testing.T) {
 	const (
 		okLine      = "INFO Token successfully sent to trading bot"
 		noAckLine   = "WARN Token sent to trading bot, but the bot sent no acknowledgment (connection closed without OK)"
@@ -238,14 +254,14 @@ func TestSender_Deliver(t *testing.T) {
 			target: func(t *testing.T) (Address, *bot) {
 				b := mustStartBot(t, "unix", func(i int) string {
 					if i == 0 {
-						return "NO\x00\x1b[31mpe\xff" + strings.Repeat("z", 100)
+						return "NO\x00\x1b[31m~pe\xff" + strings.Repeat("z", 100)
 					}
 					return "OK"
 				})
 				return b.addr, b
 			},
 			wantOutcome: Delivered, wantAttempts: 2, wantConns: 2, wantLines: []string{
-				`WARN Trading bot answered "NO??[31mpe?` + strings.Repeat("z", 53) + `" instead of OK (attempt 1/3); retrying in 1 ms`,
+				`WARN Trading bot answered "NO??[31m~pe?` + strings.Repeat("z", 52) + `" instead of OK (attempt 1/3); retrying in 1 ms`,
 				okLine,
 			}},
 		{name: "answer echoing the token is withheld",
@@ -302,7 +318,7 @@ func TestSender_Deliver(t *testing.T) {
 			if tt.ackTimeout != 0 {
 				s.AckTimeout = tt.ackTimeout
 			}
-			results := s.Deliver(context.Background(), testMsg).Wait()
+			results := s.Send(context.Background(), testMsg).Wait()
 			if len(results) != 1 {
 				t.Fatalf("got %d results, want 1", len(results))
 			}
@@ -329,13 +345,13 @@ func TestSender_Deliver(t *testing.T) {
 	}
 }
 
-func TestSender_Deliver_returnsAfterFirstAttempt(t *testing.T) {
+func TestSender_Send_returnsAfterFirstAttempt(t *testing.T) {
 	var logs logRecorder
 	s := fastSender(&logs, refusedAddr(t))
 	s.RetryDelay = time.Hour // the retry must not come before cancel
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d := s.Deliver(ctx, testMsg)
+	d := s.Send(ctx, testMsg)
 	slog.New(&logs).Info("Next refresh at 2025-11-13 09:09:24 (25 minutes)")
 	select {
 	case <-d.Done():
@@ -350,11 +366,11 @@ func TestSender_Deliver_returnsAfterFirstAttempt(t *testing.T) {
 	assertLines(t, logs.Lines(), []string{
 		"WARN Could not send token to trading bot (attempt 1/3): connection refused; retrying in 1 hour",
 		"INFO Next refresh at 2025-11-13 09:09:24 (25 minutes)",
-		"WARN Stopped sending token to trading bot after 1 of 3 attempts: context canceled",
+		"INFO Stopped sending token to trading bot after 1 of 3 attempts: delivery cancelled",
 	})
 }
 
-func TestSender_Deliver_cancelDuringAttempt(t *testing.T) {
+func TestSender_Send_cancelDuringAttempt(t *testing.T) {
 	b := mustStartBot(t, "unix", nil)
 	var logs logRecorder
 	s := fastSender(&logs, b.addr)
@@ -364,22 +380,22 @@ func TestSender_Deliver_cancelDuringAttempt(t *testing.T) {
 		<-b.accepted
 		cancel()
 	}()
-	res := s.Deliver(ctx, testMsg).Wait()
+	res := s.Send(ctx, testMsg).Wait()
 	if res[0].Outcome != Canceled || res[0].Attempts != 1 {
 		t.Errorf("result = %+v, want canceled during attempt 1", res[0])
 	}
-	assertLines(t, logs.Lines(), []string{"WARN Stopped sending token to trading bot after 1 of 3 attempts: context canceled"})
+	assertLines(t, logs.Lines(), []string{"INFO Stopped sending token to trading bot after 1 of 3 attempts: delivery cancelled"})
 
 	// Already cancelled: no attempt at all.
 	logs = logRecorder{}
-	res = s.Deliver(ctx, testMsg).Wait()
+	res = s.Send(ctx, testMsg).Wait()
 	if res[0].Outcome != Canceled || res[0].Attempts != 0 {
 		t.Errorf("result = %+v, want canceled before any attempt", res[0])
 	}
-	assertLines(t, logs.Lines(), []string{"WARN Stopped sending token to trading bot after 0 of 3 attempts: context canceled"})
+	assertLines(t, logs.Lines(), []string{"INFO Stopped sending token to trading bot after 0 of 3 attempts: delivery cancelled"})
 }
 
-func TestSender_Deliver_supersededByNewerToken(t *testing.T) {
+func TestSender_Send_supersededByNewerToken(t *testing.T) {
 	var logs logRecorder
 	dead := refusedAddr(t)
 	s := fastSender(&logs, dead)
@@ -387,8 +403,8 @@ func TestSender_Deliver_supersededByNewerToken(t *testing.T) {
 	s.Attempts = 2
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	older := s.Deliver(ctx, testMsg)
-	newer := s.Deliver(ctx, tokensender.Message{AccessToken: "newer", RefreshToken: "r", ExpiresAt: 2})
+	older := s.Send(ctx, testMsg)
+	newer := s.Send(ctx, tokensender.Message{AccessToken: "newer", RefreshToken: "r", ExpiresAt: 2})
 	res := older.Wait()
 	if res[0].Outcome != Canceled || res[0].Attempts != 1 || res[0].Err == nil || res[0].Err.Error() != "a newer token replaced it" {
 		t.Errorf("older result = %+v, want canceled because a newer token replaced it", res[0])
@@ -411,7 +427,7 @@ func TestSender_Deliver_supersededByNewerToken(t *testing.T) {
 	}
 }
 
-func TestSender_Deliver_multipleTargets(t *testing.T) {
+func TestSender_Send_multipleTargets(t *testing.T) {
 	cAnswered := make(chan struct{})
 	var once sync.Once
 	// a answers only after c has answered its first attempt, so a finishes
@@ -425,7 +441,7 @@ func TestSender_Deliver_multipleTargets(t *testing.T) {
 	var logs logRecorder
 	s := fastSender(&logs, a.addr, missing, c.addr)
 	s.Attempts = 2
-	d := s.Deliver(context.Background(), testMsg)
+	d := s.Send(context.Background(), testMsg)
 	res := d.Wait()
 
 	sa, sm, sc := " ("+a.addr.Addr+")", " ("+missing.Addr+")", " (tcp://"+c.addr.Addr+")"
@@ -450,15 +466,15 @@ func TestSender_Deliver_multipleTargets(t *testing.T) {
 	}
 }
 
-func TestSender_Deliver_noTargets(t *testing.T) {
+func TestSender_Send_noTargets(t *testing.T) {
 	var logs logRecorder
-	res := fastSender(&logs).Deliver(context.Background(), testMsg).Wait()
+	res := fastSender(&logs).Send(context.Background(), testMsg).Wait()
 	if len(res) != 0 || len(logs.Lines()) != 0 {
 		t.Errorf("no targets: results %v, logs %v", res, logs.Lines())
 	}
 }
 
-func TestSender_Deliver_noLeaks(t *testing.T) {
+func TestSender_Send_noLeaks(t *testing.T) {
 	b := mustStartBot(t, "unix", nil)
 	fds := func() int {
 		ents, err := os.ReadDir("/proc/self/fd")
@@ -485,7 +501,7 @@ func TestSender_Deliver_noLeaks(t *testing.T) {
 	for range n {
 		wg.Go(func() {
 			s := &Sender{Targets: []Address{b.addr}, AckTimeout: 20 * time.Millisecond, RetryDelay: time.Millisecond, Attempts: 2}
-			if res := s.Deliver(context.Background(), testMsg).Wait(); res[0].Outcome != Failed {
+			if res := s.Send(context.Background(), testMsg).Wait(); res[0].Outcome != Failed {
 				t.Errorf("result = %+v, want Failed", res[0])
 			}
 		})
@@ -516,5 +532,124 @@ func TestSender_config(t *testing.T) {
 	c = (&Sender{RetryDelay: -1, Attempts: 1}).config()
 	if c.retryDelay != 0 || c.attempts != 1 {
 		t.Errorf("RetryDelay -1, Attempts 1 gave %+v", c)
+	}
+}
+
+// The protocol's limit is 8192 bytes: a message of exactly that size is
+// sent, one byte more is refused before connecting, in one ERROR line
+// without token text.
+func TestSender_Send_messageSizeLimit(t *testing.T) {
+	sized := func(n int) tokensender.Message {
+		m := tokensender.Message{AccessToken: "SECRET", RefreshToken: testMsg.RefreshToken, ExpiresAt: testMsg.ExpiresAt}
+		m.AccessToken += strings.Repeat("x", n-len(m.Wire()))
+		if len(m.Wire()) != n {
+			t.Fatalf("built a %d-byte message, want %d", len(m.Wire()), n)
+		}
+		return m
+	}
+	b := mustStartBot(t, "unix", always("OK"))
+	var logs logRecorder
+	s := fastSender(&logs, b.addr, b.addr)
+
+	res := s.Send(context.Background(), sized(MaxMessageSize)).Wait()
+	if res[0].Outcome != Delivered || res[1].Outcome != Delivered {
+		t.Fatalf("8192 bytes: results %+v, want delivered", res)
+	}
+	b.waitConns(t, 2)
+	if got := b.received(); len(got[0]) != MaxMessageSize {
+		t.Errorf("the bot got %d bytes, want %d", len(got[0]), MaxMessageSize)
+	}
+
+	logs = logRecorder{}
+	res = s.Send(context.Background(), sized(MaxMessageSize+1)).Wait()
+	for _, r := range res {
+		if r.Outcome != Failed || r.Attempts != 0 || r.Err == nil {
+			t.Errorf("8193 bytes: result %+v, want failed before any attempt", r)
+		}
+	}
+	suffix := " (" + b.addr.Addr + ")"
+	line := "ERROR Not sending token to trading bot: the message is 8193 bytes, over the protocol's limit of 8192 bytes; a token that long is not a real Schwab token" + suffix
+	assertLines(t, logs.Lines(), []string{line, line})
+	if n := len(b.accepted); n != 2 {
+		t.Errorf("the bot saw %d connections, want only the 2 of the 8192-byte message", n)
+	}
+}
+
+// Deliver is the refresh loop's view: it returns after the first attempts,
+// wait returns after the retries, and OnResults sees the final results once
+// per Deliver, before wait returns. Send does not call OnResults.
+func TestSender_Deliver(t *testing.T) {
+	ok := mustStartBot(t, "unix", always("OK"))
+	refused := refusedAddr(t)
+	var logs logRecorder
+	s := fastSender(&logs, ok.addr, refused)
+	s.Attempts = 2
+	var calls [][]Result
+	s.OnResults = func(r []Result) { calls = append(calls, r) }
+
+	wait := s.Deliver(context.Background(), testMsg)
+	wait()
+	if len(calls) != 1 {
+		t.Fatalf("OnResults called %d times, want once before wait returned", len(calls))
+	}
+	got := calls[0]
+	if len(got) != 2 || got[0].Target != ok.addr || got[0].Outcome != Delivered || got[1].Target != refused || got[1].Outcome != Failed || got[1].Attempts != 2 {
+		t.Errorf("OnResults got %+v, want delivered, then failed after 2 attempts", got)
+	}
+	wait() // waiting again returns at once and reports nothing new
+	if len(calls) != 1 {
+		t.Errorf("OnResults called %d times after a second wait, want 1", len(calls))
+	}
+
+	s.Send(context.Background(), testMsg).Wait()
+	if len(calls) != 1 {
+		t.Errorf("Send called OnResults")
+	}
+	s.OnResults = nil
+	s.Deliver(context.Background(), testMsg)() // no OnResults: no panic
+}
+
+// Deliver returns before the retries; wait does not.
+func TestSender_Deliver_waitCoversRetries(t *testing.T) {
+	var logs logRecorder
+	s := fastSender(&logs, refusedAddr(t))
+	s.RetryDelay = time.Hour
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	reported := make(chan []Result, 1)
+	s.OnResults = func(r []Result) { reported <- r }
+	wait := s.Deliver(ctx, testMsg)
+	select {
+	case <-reported:
+		t.Fatal("results reported before the retries ended")
+	default:
+	}
+	// The caller's own reason for cancelling is what the INFO line says.
+	cancel(errors.New("a newer token replaced it"))
+	wait()
+	if r := <-reported; r[0].Outcome != Canceled || r[0].Attempts != 1 {
+		t.Errorf("result %+v, want canceled after 1 attempt", r[0])
+	}
+	assertLines(t, logs.Lines(), []string{
+		"WARN Could not send token to trading bot (attempt 1/3): connection refused; retrying in 1 hour",
+		"INFO Stopped sending token to trading bot after 1 of 3 attempts: a newer token replaced it",
+	})
+}
+
+// An answer repeating 12 bytes of either token is withheld from the log;
+// 11 bytes are not enough to tell.
+func TestTargetRun_sanitize(t *testing.T) {
+	tr := &targetRun{msg: testMsg}
+	const withheld = "(answer withheld: it repeats part of the token)"
+	for _, tt := range []struct{ answer, want string }{
+		{testMsg.AccessToken[3:15], withheld},
+		{testMsg.RefreshToken[len(testMsg.RefreshToken)-12:], withheld},
+		{"x" + testMsg.RefreshToken[:12], withheld},
+		{testMsg.AccessToken[3:14], testMsg.AccessToken[3:14]},
+		{"ERROR: ~ok~", "ERROR: ~ok~"},
+	} {
+		if got := tr.sanitize([]byte(tt.answer)); got != tt.want {
+			t.Errorf("sanitize(%q) = %q, want %q", tt.answer, got, tt.want)
+		}
 	}
 }

@@ -81,7 +81,7 @@ func New(now func() time.Time) *Metrics {
 		}),
 		delivery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "token_sender_delivery_total",
-			Help: "Token deliveries to trading bots by result (delivered, delivered_no_ack, not_found, failed, canceled).",
+			Help: "Token deliveries to trading bots by result (delivered, delivered_no_ack, not_found, failed, canceled, withheld).",
 		}, []string{"result"}),
 	}
 	// Every label value exists from the start, so rate() and alerts see
@@ -89,7 +89,7 @@ func New(now func() time.Time) *Metrics {
 	for _, r := range []string{RefreshSuccess, RefreshTransientError, RefreshReloginRequired} {
 		m.refresh.WithLabelValues(r)
 	}
-	for _, o := range []delivery.Outcome{delivery.Delivered, delivery.DeliveredNoAck, delivery.NotFound, delivery.Failed, delivery.Canceled} {
+	for _, o := range []delivery.Outcome{delivery.Delivered, delivery.DeliveredNoAck, delivery.NotFound, delivery.Failed, delivery.Canceled, delivery.Withheld} {
 		m.delivery.WithLabelValues(DeliveryResult(o))
 	}
 	m.registry.MustRegister(
@@ -144,8 +144,8 @@ func (m *Metrics) ObserveDelivery(r delivery.Result) {
 }
 
 // DeliveryResult is the result label for an outcome: delivered,
-// delivered_no_ack, not_found, failed, canceled (unknown for anything
-// else).
+// delivered_no_ack, not_found, failed, canceled, withheld (unknown for
+// anything else).
 func DeliveryResult(o delivery.Outcome) string {
 	switch o {
 	case delivery.Delivered:
@@ -158,6 +158,8 @@ func DeliveryResult(o delivery.Outcome) string {
 		return "failed"
 	case delivery.Canceled:
 		return "canceled"
+	case delivery.Withheld:
+		return "withheld"
 	}
 	return "unknown"
 }

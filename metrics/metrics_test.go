@@ -103,7 +103,7 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 			t.Errorf("refresh_total{result=%q} = %v before any event, want 0", r, v)
 		}
 	}
-	for _, r := range []string{"delivered", "delivered_no_ack", "not_found", "failed", "canceled"} {
+	for _, r := range []string{"delivered", "delivered_no_ack", "not_found", "failed", "canceled", "withheld"} {
 		labelled(t, mfs, "token_sender_delivery_total", r)
 	}
 	for _, name := range []string{
@@ -132,7 +132,7 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 		m.Observe(ev)
 	}
 	for _, o := range []delivery.Outcome{delivery.Delivered, delivery.Delivered, delivery.DeliveredNoAck,
-		delivery.NotFound, delivery.Failed, delivery.Canceled, delivery.NotFound, delivery.NotFound} {
+		delivery.NotFound, delivery.Failed, delivery.Canceled, delivery.NotFound, delivery.NotFound, delivery.Withheld, delivery.Withheld} {
 		m.ObserveDelivery(delivery.Result{Target: delivery.Address{Network: "unix", Addr: "/tmp/bot-" + o.String() + ".sock"}, Outcome: o})
 	}
 
@@ -179,7 +179,7 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 		}
 	})
 	t.Run("delivery_total", func(t *testing.T) {
-		want := map[string]float64{"delivered": 2, "delivered_no_ack": 1, "not_found": 3, "failed": 1, "canceled": 1}
+		want := map[string]float64{"delivered": 2, "delivered_no_ack": 1, "not_found": 3, "failed": 1, "canceled": 1, "withheld": 2}
 		for r, w := range want {
 			if got := labelled(t, mfs, "token_sender_delivery_total", r).GetCounter().GetValue(); got != w {
 				t.Errorf("delivery_total{result=%q} = %v, want %v", r, got, w)
@@ -300,6 +300,7 @@ func TestDeliveryResult(t *testing.T) {
 		{delivery.NotFound, "not_found"},
 		{delivery.Failed, "failed"},
 		{delivery.Canceled, "canceled"},
+		{delivery.Withheld, "withheld"},
 		{delivery.Outcome(42), "unknown"},
 	}
 	for _, tt := range tests {

@@ -24,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
@@ -161,7 +160,7 @@ func run(mode string, duration time.Duration, verbose bool) (result, error) {
 	} else {
 		d := &daemon.Daemon{
 			Refresher: client, Store: store, Logger: log, Interval: interval,
-			Deliverer: senderAdapter{sender},
+			Deliverer: sender,
 			Backoff:   daemon.Backoff{Min: 200 * time.Millisecond, Max: time.Second},
 			Classify: func(err error) (bool, time.Duration) {
 				return schwab.IsRelogin(err), retryAfter(err)
@@ -197,7 +196,7 @@ func seedLoop(ctx context.Context, client *schwab.Client, store *tokenfile.Store
 		if cur, err := store.Load(); err == nil {
 			if tok, err := client.Refresh(ctx, cur.RefreshToken); err == nil {
 				store.Save(tok, time.Now())
-				sender.Deliver(ctx, tok.Message())
+				sender.Send(ctx, tok.Message())
 			} else {
 				log.Error("Token refresh failed: " + err.Error())
 			}
@@ -214,13 +213,6 @@ func retryAfter(err error) time.Duration {
 		return se.RetryAfter
 	}
 	return 0
-}
-
-type senderAdapter struct{ s *delivery.Sender }
-
-func (a senderAdapter) Deliver(ctx context.Context, msg tokensender.Message) func() {
-	d := a.s.Deliver(ctx, msg)
-	return func() { d.Wait() }
 }
 
 // prefixed writes each line with a prefix after the timestamp's bracket.

@@ -35,7 +35,7 @@ func (c *RefreshCmd) Run(g *Globals, pr *process) error {
 	d := &daemon.Daemon{
 		Refresher: newSchwabClient(app, pr.schwabHTTP),
 		Store:     &tokenfile.Store{Path: g.TokenFile},
-		Deliverer: deliverer{sender: &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}},
+		Deliverer: &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID},
 		Classify:  classify,
 		Logger:    log,
 		Interval:  g.Interval,

@@ -10,9 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
-	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
@@ -43,23 +41,6 @@ func runMain(ctx context.Context, m *Main) error {
 		}
 	}
 	return err
-}
-
-// deliverer adapts delivery.Sender to the loop's Deliverer, reporting
-// each delivery's results to done (if set).
-type deliverer struct {
-	sender *delivery.Sender
-	done   func([]delivery.Result)
-}
-
-func (d deliverer) Deliver(ctx context.Context, msg tokensender.Message) func() {
-	dl := d.sender.Deliver(ctx, msg)
-	return func() {
-		results := dl.Wait()
-		if d.done != nil {
-			d.done(results)
-		}
-	}
 }
 
 // classify is the loop's view of schwab's error classes.

@@ -36,7 +36,7 @@ func (c *SendCmd) Run(g *Globals, pr *process) error {
 	printSummary(pr.out, "Sending token from "+g.TokenFile, tok, now)
 	sender := &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}
 	delivered := false
-	for _, r := range sender.Deliver(ctx, tok.Message()).Wait() {
+	for _, r := range sender.Send(ctx, tok.Message()).Wait() {
 		if r.Outcome == delivery.Delivered || r.Outcome == delivery.DeliveredNoAck {
 			delivered = true
 		}

@@ -170,7 +170,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Schwab = newSchwabClient(m.App, m.HTTPClient)
 
 	// 6. The bots.
-	m.Sender = &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}
+	m.Sender = &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID, OnResults: obs.delivered}
 
 	// 7. The token file: it must be usable before anything else claims it;
 	// then this process becomes its only daemon (the pid file), removes
@@ -195,7 +195,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Daemon = &daemon.Daemon{
 		Refresher:   m.Schwab,
 		Store:       m.Store,
-		Deliverer:   deliverer{m.Sender, obs.delivered},
+		Deliverer:   m.Sender,
 		Classify:    classify,
 		Logger:      log,
 		Interval:    g.Interval,
