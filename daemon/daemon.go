@@ -10,6 +10,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -27,13 +28,13 @@ type Refresher interface {
 
 // Store is the token file shared with other processes.
 type Store interface {
-	// Lock takes the cross-process lock that serialises read-modify-write
-	// cycles on the file.
-	Lock(ctx context.Context) (unlock func() error, err error)
-	// Load reads and validates the token file.
-	Load() (tokensender.Token, error)
-	// Save records a freshly refreshed token, replacing the file atomically.
-	Save(tok tokensender.Token, now time.Time) error
+	// Load reads and validates the token file (torn reads retried by the implementation).
+	Load(ctx context.Context) (tokensender.Token, error)
+	// Update runs fn on the file's current token while holding the cross-process lock
+	// (bounded wait), and saves the token fn returns atomically (creation_timestamp = store's now).
+	// fn error: nothing written, Update returns (zero Token, fn's error unchanged).
+	// fn ok but the write failed: Update returns (fn's token, non-nil error).
+	Update(ctx context.Context, fn func(current tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error)
 }
 
 // Deliverer pushes a token to the trading bot(s). Deliver returns once the
@@ -103,7 +104,7 @@ const wallClockCheck = time.Minute
 // on a clean shutdown and an error (already logged) only when it cannot
 // start.
 func (d *Daemon) Run(ctx context.Context) error {
-	tok, err := d.Store.Load()
+	tok, err := d.Store.Load(ctx)
 	if err != nil {
 		d.Logger.Error(err.Error())
 		return err
@@ -138,7 +139,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // finished, retries included. Errors have been logged when it returns. If
 // only saving failed, the new token is returned with the error.
 func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
-	held, err := d.Store.Load()
+	held, err := d.Store.Load(ctx)
 	if err != nil {
 		d.Logger.Error(err.Error())
 		return tokensender.Token{}, err
@@ -197,46 +198,45 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
 	// loop must not wedge behind it (systemd's watchdog would kill us).
 	lockCtx, cancel := context.WithTimeout(ctx, lockWait)
 	defer cancel()
-	unlock, err := d.Store.Lock(lockCtx)
-	if err != nil {
-		return tokensender.Token{}, fmt.Errorf("lock token file: %w", err)
-	}
-	defer func() {
-		if err := unlock(); err != nil {
-			d.Logger.Warn("Could not release the token file lock: " + err.Error())
+	called := false
+	var refreshErr error
+	fn := func(current tokensender.Token) (tokensender.Token, error) {
+		called = true
+		tok, err := d.Refresher.Refresh(ctx, current.RefreshToken)
+		if err != nil {
+			refreshErr = err
+			return tokensender.Token{}, err
 		}
-	}()
-
-	fromFile, loadErr := d.Store.Load()
-	current := d.held
-	if loadErr != nil {
-		// Never overwrite a file we could not parse; keep working from
-		// the last good token in memory.
-		d.Logger.Error(loadErr.Error() + " (keeping the last good token in memory; the file will not be overwritten)")
-	} else {
-		current = fromFile
-	}
-
-	tok, err := d.Refresher.Refresh(ctx, current.RefreshToken)
-	if err != nil {
-		return tokensender.Token{}, err
-	}
-	// Schwab answers a refresh with the same refresh token: its login time
-	// carries over. A new refresh token was issued just now.
-	tok.RefreshTokenIssuedAt = current.RefreshTokenIssuedAt
-	if tok.RefreshToken != current.RefreshToken {
-		tok.RefreshTokenIssuedAt = d.now().Truncate(time.Second)
+		// Schwab answers a refresh with the same refresh token: its login time
+		// carries over. A new refresh token was issued just now.
+		tok.RefreshTokenIssuedAt = current.RefreshTokenIssuedAt
+		if tok.RefreshToken != current.RefreshToken {
+			tok.RefreshTokenIssuedAt = d.now().Truncate(time.Second)
+		}
+		return tok, nil
 	}
 	d.saveErr = nil
-	if loadErr == nil {
-		if err := d.Store.Save(tok, d.now()); err != nil {
-			// The token is good: the bot still gets it, and the next cycle
-			// writes the file again.
-			d.saveErr = err
-			d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
-		}
+	tok, err := d.Store.Update(lockCtx, fn)
+	switch {
+	case refreshErr != nil:
+		return tokensender.Token{}, refreshErr
+	case called && err != nil:
+		// The token is good: the bot still gets it, and the next cycle
+		// writes the file again.
+		d.saveErr = err
+		d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
+		return tok, nil
+	case called:
+		return tok, nil
 	}
-	return tok, nil
+	var lf interface{ LockFailed() bool }
+	if errors.As(err, &lf) && lf.LockFailed() || ctx.Err() != nil {
+		return tokensender.Token{}, fmt.Errorf("lock token file: %w", err)
+	}
+	// Never overwrite a file we could not parse; keep working from the
+	// last good token in memory.
+	d.Logger.Error(err.Error() + " (keeping the last good token in memory; the file will not be overwritten)")
+	return fn(d.held)
 }
 
 func (d *Daemon) refreshed(tok tokensender.Token, now time.Time) {
@@ -347,7 +347,7 @@ func (d *Daemon) waitUntil(ctx context.Context, next time.Time) bool {
 // newLoginInFile reloads the token file after it changed and reports
 // whether it now holds a refresh token other than the one in use.
 func (d *Daemon) newLoginInFile() bool {
-	tok, err := d.Store.Load()
+	tok, err := d.Store.Load(context.Background())
 	if err != nil {
 		d.Logger.Error(err.Error() + " (keeping the last good token in memory; the file will not be overwritten)")
 		return false

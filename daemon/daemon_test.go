@@ -70,25 +70,31 @@ type memStore struct {
 
 var _ daemon.Store = (*memStore)(nil)
 
-func (s *memStore) Lock(context.Context) (func() error, error) {
-	return func() error { return nil }, nil
-}
-
-func (s *memStore) Load() (tokensender.Token, error) {
+func (s *memStore) Load(context.Context) (tokensender.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tok, s.loadErr
 }
 
-func (s *memStore) Save(tok tokensender.Token, _ time.Time) error {
+func (s *memStore) Update(_ context.Context, fn func(tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
+	s.mu.Lock()
+	cur, loadErr := s.tok, s.loadErr
+	s.mu.Unlock()
+	if loadErr != nil {
+		return tokensender.Token{}, loadErr
+	}
+	tok, err := fn(cur)
+	if err != nil {
+		return tokensender.Token{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.saveErr != nil {
-		return s.saveErr
+		return tok, s.saveErr
 	}
 	s.saves++
 	s.tok = tok
-	return nil
+	return tok, nil
 }
 
 // recorder is a bot that receives every message at once.

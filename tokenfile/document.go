@@ -2,12 +2,14 @@ package tokenfile
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +78,11 @@ func (o *object) set(key string, val json.RawMessage) {
 		}
 	}
 	*o = append(*o, member{key: key, val: val})
+}
+
+// del removes key if present.
+func (o *object) del(key string) {
+	*o = slices.DeleteFunc(*o, func(m member) bool { return m.key == key })
 }
 
 // decodeObject splits raw, which must be a valid JSON object, into its
@@ -187,12 +194,13 @@ func outOfRange(name, text string) error {
 // error matching ErrNotFound whose text is exactly "Token file not found:
 // <path>"; a file that cannot be read gives "token file <path>: cannot read:
 // <reason>"; bad content gives the errors described at Parse.
+//
+// A file that does not parse is re-read a few times over about 100 ms
+// before that counts (another program may be writing it in place); one
+// that kept changing all that time gives an error matching ErrInProgress
+// instead of Parse's.
 func Load(path string) (*Document, error) {
-	data, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(path, data)
+	return load(context.Background(), path, sleepCtx)
 }
 
 func readFile(path string) ([]byte, error) {
@@ -332,16 +340,19 @@ func position(data []byte, se *json.SyntaxError) (line, col int) {
 	return line, col
 }
 
-// New is the document for a fresh login: creation_timestamp and
-// refresh_token_issued_at are now, and token holds tok (see Apply).
+// New is the document for a fresh login: creation_timestamp is now,
+// refresh_token_issued_at is tok.RefreshTokenIssuedAt or else now, and
+// token holds tok (see Apply).
 func New(tok tokensender.Token, now time.Time) *Document {
 	d := &Document{top: object{
 		{key: keyCreated},
 		{key: keyIssued},
 		{key: keyToken},
 	}, token: object{}}
+	if tok.RefreshTokenIssuedAt.IsZero() {
+		tok.RefreshTokenIssuedAt = now
+	}
 	d.Apply(tok, now)
-	d.top.set(keyIssued, intJSON(now.Unix()))
 	return d
 }
 
@@ -387,8 +398,10 @@ func (d *Document) RefreshTokenIssuedAt() (t time.Time, ok bool) {
 // creation_timestamp = now; token.access_token; token.refresh_token (the old
 // one is kept when tok has none); token.expires_in; token.expires_at =
 // tok.ExpiresAt (now + ExpiresIn when tok.ExpiresAt is zero); token_type,
-// scope and id_token when tok has them. refresh_token_issued_at becomes now
-// only when the refresh token's value changed. Every other key is kept.
+// scope and id_token when tok has them. refresh_token_issued_at is
+// tok.RefreshTokenIssuedAt, which the caller works out (the login time it
+// knows); a zero time removes the key, so the age reads as unknown rather
+// than wrong. Every other key is kept.
 func (d *Document) Apply(tok tokensender.Token, now time.Time) {
 	if _, ok := d.top.get(keyToken); !ok {
 		d.top.set(keyToken, nil)
@@ -407,11 +420,12 @@ func (d *Document) Apply(tok tokensender.Token, now time.Time) {
 		d.token.set(keyScope, stringJSON(tok.Scope))
 	}
 	if tok.RefreshToken != "" {
-		old, _, _ := stringField(d.token, keyRefresh, "")
-		if tok.RefreshToken != old {
-			d.token.set(keyRefresh, stringJSON(tok.RefreshToken))
-			d.top.set(keyIssued, intJSON(now.Unix()))
-		}
+		d.token.set(keyRefresh, stringJSON(tok.RefreshToken))
+	}
+	if tok.RefreshTokenIssuedAt.IsZero() {
+		d.top.del(keyIssued)
+	} else {
+		d.top.set(keyIssued, intJSON(tok.RefreshTokenIssuedAt.Unix()))
 	}
 	d.token.set(keyAccess, stringJSON(tok.AccessToken))
 	if tok.IDToken != "" {

@@ -297,6 +297,7 @@ func TestDocument_Apply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := mustParse(t, validDoc)
+			tt.tok.RefreshTokenIssuedAt = tt.wantIssued
 			d.Apply(tt.tok, now)
 			// Check the document itself and what a reader of the file sees.
 			want := tt.want
@@ -318,26 +319,31 @@ func TestDocument_Apply(t *testing.T) {
 
 func TestDocument_Apply_IssuedAtAbsent(t *testing.T) {
 	// A file rewritten by schwab-py has no refresh_token_issued_at. A refresh
-	// that keeps the refresh token must leave the age unknown, not invent it.
+	// whose login time is unknown must leave the age unknown, not invent it.
 	now := time.Unix(1762990000, 0)
 	d := mustParse(t, `{"creation_timestamp": 1762983055, "token": {"refresh_token": "R-old"}}`)
 	d.Apply(tokensender.Token{AccessToken: "A-new", RefreshToken: "R-old", ExpiresIn: 1800}, now)
 	if _, ok := d.RefreshTokenIssuedAt(); ok {
-		t.Errorf("RefreshTokenIssuedAt known after a refresh that kept the token")
+		t.Errorf("RefreshTokenIssuedAt known after a refresh that did not know it")
 	}
 	if bytes.Contains(d.Marshal(), []byte(keyIssued)) {
 		t.Errorf("Marshal added %s:\n%s", keyIssued, d.Marshal())
 	}
-	d.Apply(tokensender.Token{AccessToken: "A-new2", RefreshToken: "R-new", ExpiresIn: 1800}, now.Add(time.Minute))
+	d.Apply(tokensender.Token{AccessToken: "A-new2", RefreshToken: "R-new", ExpiresIn: 1800, RefreshTokenIssuedAt: now.Add(time.Minute)}, now.Add(time.Minute))
 	if got, ok := d.RefreshTokenIssuedAt(); !ok || !got.Equal(now.Add(time.Minute)) {
 		t.Errorf("after new refresh token: RefreshTokenIssuedAt() = %v, %v", got, ok)
+	}
+	// The caller no longer knows it: the key goes, rather than stay wrong.
+	d.Apply(tokensender.Token{AccessToken: "A-new3", ExpiresIn: 1800}, now.Add(2*time.Minute))
+	if _, ok := d.RefreshTokenIssuedAt(); ok || bytes.Contains(d.Marshal(), []byte(keyIssued)) {
+		t.Errorf("unknown login time kept:\n%s", d.Marshal())
 	}
 }
 
 func TestDocument_Marshal_Golden(t *testing.T) {
 	now := time.Unix(1762990000, 0)
 	tok := tokensender.Token{AccessToken: "A-new", RefreshToken: "R-new", IDToken: "ID-new", TokenType: "Bearer",
-		Scope: "api", ExpiresIn: 1800, ExpiresAt: now.Add(1800 * time.Second)}
+		Scope: "api", ExpiresIn: 1800, ExpiresAt: now.Add(1800 * time.Second), RefreshTokenIssuedAt: now}
 
 	t.Run("new", func(t *testing.T) {
 		checkGolden(t, "new.golden.json", New(tok, now).Marshal())

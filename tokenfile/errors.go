@@ -21,6 +21,13 @@ var ErrInvalid = errors.New("invalid token file")
 // token.refresh_token): only a login can give it one.
 var ErrNoRefreshToken = errors.New("token file has no refresh token")
 
+// ErrLock is matched (errors.Is) by every error about the lock: a lock or
+// pid file that is not a private regular file, one that cannot be opened,
+// and a wait for the lock that ran out. Such errors also have a method
+// LockFailed() bool that returns true, for packages that do not import
+// this one.
+var ErrLock = errors.New("token file lock not acquired")
+
 // fileError is a one-line message for the operator that still matches a
 // sentinel (kind) and unwraps to the underlying cause.
 type fileError struct {
@@ -37,6 +44,10 @@ func (e *fileError) Is(target error) bool {
 }
 
 func (e *fileError) Unwrap() error { return e.err }
+
+// LockFailed reports whether the error is about the lock (taking it, or the
+// lock file itself) rather than the token file's content.
+func (e *fileError) LockFailed() bool { return e.kind == ErrLock }
 
 // reason is the short cause of an OS error ("permission denied", "no space
 // left on device") without the operation and path that the message already

@@ -53,7 +53,7 @@ func FuzzParse(f *testing.F) {
 		}
 
 		now := time.Unix(1762990000, 0)
-		tok := tokensender.Token{AccessToken: "A", ExpiresIn: 1800}
+		tok := tokensender.Token{AccessToken: "A", ExpiresIn: 1800, RefreshTokenIssuedAt: back.Token().RefreshTokenIssuedAt}
 		d.Apply(tok, now)
 		applied, err := Parse("f.json", d.Marshal())
 		if err != nil {

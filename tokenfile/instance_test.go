@@ -1,12 +1,16 @@
 package tokenfile_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -21,7 +25,7 @@ func TestClaimDaemon(t *testing.T) {
 	if !errors.Is(err, tokenfile.ErrAlreadyRunning) {
 		t.Fatalf("second claim = %v, want ErrAlreadyRunning", err)
 	}
-	want := fmt.Sprintf("another token-refresh-sender is already running for %s (pid %d)", path, os.Getpid())
+	want := fmt.Sprintf("another token-refresh-sender is already running for %s (pid %d); stop it first, or give this one another --token-file", path, os.Getpid())
 	if err.Error() != want {
 		t.Errorf("second claim says %q, want %q", err, want)
 	}
@@ -34,14 +38,17 @@ func TestClaimDaemon(t *testing.T) {
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(path + ".pid"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file left after release: %v", err)
+	}
 	again, err := tokenfile.ClaimDaemon(path)
 	if err != nil {
 		t.Fatalf("claim after release: %v", err)
 	}
-	again()
-	if b, _ := os.ReadFile(path + ".pid"); !strings.HasPrefix(string(b), fmt.Sprint(os.Getpid())) {
+	if b, _ := os.ReadFile(path + ".pid"); string(b) != fmt.Sprintln(os.Getpid()) {
 		t.Errorf("pid file holds %q", b)
 	}
+	again()
 }
 
 func TestWatch_reportsReplacement(t *testing.T) {
@@ -50,15 +57,12 @@ func TestWatch_reportsReplacement(t *testing.T) {
 	if err := os.WriteFile(path, []byte(validForWatch), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	changes, err := tokenfile.Watch(t.Context(), path, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	changes, err := tokenfile.Watch(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Another file in the directory is not a change.
-	if err := os.WriteFile(filepath.Join(dir, "other.json"), []byte("{}"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A replacement by rename, as a login or schwab-py does it, is.
+	// A replacement by rename, as a login or schwab-py does it, is reported.
 	doc, err := tokenfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -66,12 +70,106 @@ func TestWatch_reportsReplacement(t *testing.T) {
 	if err := tokenfile.Write(path, doc); err != nil {
 		t.Fatal(err)
 	}
-	<-changes // the test's deadline is the safety net
+	mustReport(t, changes)
+	cancel()
+	for range changes { // closed when ctx is done
+	}
+}
+
+// mustReport fails the test when no report arrives; the 10 s are a safety
+// net against a hang (the timing itself is pinned on a fake clock in
+// TestCoalesce).
+func mustReport(tb testing.TB, changes <-chan struct{}) {
+	tb.Helper()
 	select {
 	case <-changes:
-		t.Error("one replacement reported twice")
-	default:
+	case <-time.After(10 * time.Second):
+		tb.Fatal("the change was not reported")
 	}
+}
+
+func TestInstance_OpenClose(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "schwab_tokens.json")
+	if err := os.WriteFile(path, []byte(validForWatch), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, ".schwab_tokens.json123456")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	store := &tokenfile.Store{Path: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	inst := &tokenfile.Instance{Store: store}
+	if err := inst.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary file left: %v", err)
+	}
+	if !strings.Contains(logs.String(), "level=INFO msg=\"Removed a temporary file left by an interrupted write: "+stale+"\"") {
+		t.Errorf("removal not logged:\n%s", logs.String())
+	}
+	if b, _ := os.ReadFile(path + ".pid"); string(b) != fmt.Sprintln(os.Getpid()) {
+		t.Errorf("pid file holds %q", b)
+	}
+	second := &tokenfile.Instance{Store: &tokenfile.Store{Path: path}}
+	if err := second.Open(t.Context()); !errors.Is(err, tokenfile.ErrAlreadyRunning) {
+		t.Errorf("second Open = %v, want ErrAlreadyRunning", err)
+	}
+	if err := second.Close(); err != nil {
+		t.Errorf("Close of an instance that did not open: %v", err)
+	}
+	if err := tokenfile.Write(path, mustLoad(t, path)); err != nil {
+		t.Fatal(err)
+	}
+	mustReport(t, inst.Changes())
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-inst.Changes(); ok {
+		t.Error("Changes still open after Close")
+	}
+	if _, err := os.Stat(path + ".pid"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file left after Close: %v", err)
+	}
+}
+
+func TestInstance_OpenWarnsWhenLockRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "schwab_tokens.json")
+	if err := os.WriteFile(path, []byte(validForWatch), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, ".schwab_tokens.json123456")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("elsewhere", path+".lock"); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	inst := &tokenfile.Instance{Store: &tokenfile.Store{Path: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))}}
+	if err := inst.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	if !strings.Contains(logs.String(), "level=WARN msg=\"token file "+path+": refusing "+path+".lock: it is a symbolic link") ||
+		!strings.Contains(logs.String(), "; stale temporary files are left for the next start") {
+		t.Errorf("no warning:\n%s", logs.String())
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Errorf("temporary file removed without the lock: %v", err)
+	}
+}
+
+func mustLoad(tb testing.TB, path string) *tokenfile.Document {
+	tb.Helper()
+	d, err := tokenfile.Load(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
 }
 
 const validForWatch = `{"creation_timestamp": 1, "token": {"refresh_token": "r", "access_token": "a", "expires_at": 2}}`

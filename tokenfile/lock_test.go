@@ -78,6 +78,7 @@ func TestLock_ExcludesSecondLocker(t *testing.T) {
 
 func TestLock_CancelledContext(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
+	holdLock(t, path)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := Lock(ctx, path); !errors.Is(err, context.Canceled) {
@@ -88,7 +89,7 @@ func TestLock_CancelledContext(t *testing.T) {
 func TestLock_UnwritableLockDirectory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing-dir", "tokens.json")
 	_, err := Lock(context.Background(), path)
-	want := "token file " + path + ": cannot lock " + path + ".lock: no such file or directory"
+	want := "token file " + path + ": cannot open " + path + ".lock: no such file or directory; check that the token file's directory exists and is writable by this user"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}

@@ -1,42 +1,206 @@
 package tokenfile
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 )
 
-// Store is the token file as the refresh loop sees it: lock, load, save.
-// Save applies the new token to the document most recently loaded, so every
-// key the program does not know survives; call Load under the lock first.
-// A Store is used by one goroutine at a time.
+// ErrInProgress is matched (errors.Is) by the error Load returns when the
+// file kept changing and never held a complete token file while it was
+// re-read: another program is writing it in place. It passes on its own.
+var ErrInProgress = errors.New("token file is being written")
+
+// tornRetries are the pauses between re-reads of a file that does not
+// parse, about 100 ms in all: another program (schwab-py) may be writing it
+// in place, so an empty or cut-off file is normal for a moment.
+var tornRetries = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond, 40 * time.Millisecond}
+
+// Store is the token file as the refresh loop and the commands use it.
+// Set Path (and the optional fields) and use its methods; a Store holds no
+// state between calls, so several goroutines may share one.
 type Store struct {
+	// Path is the token file.
 	Path string
-	doc  *Document
+	// Mode is the mode every write gives the file: 0600 (the default when
+	// zero) or 0640 (--token-file-mode). Anything readable or writable by
+	// others, or writable by the group, is refused (see CheckMode).
+	Mode os.FileMode
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// LockWait bounds every wait for the lock; 0 means DefaultLockWait.
+	LockWait time.Duration
+	// Logger hears that a lock wait begins (INFO, naming the holder),
+	// housekeeping (Instance) and failures to release the lock; nil
+	// discards.
+	Logger *slog.Logger
+
+	// Test seams; nil means the real thing.
+	sleep   func(ctx context.Context, d time.Duration) error
+	holders func(dev, ino uint64) []int
+	ops     *writeOps
 }
 
-// Lock takes the cross-process lock on the token file.
-func (s *Store) Lock(ctx context.Context) (func() error, error) {
-	return Lock(ctx, s.Path)
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
-// Load reads and validates the token file and remembers it for Save.
-func (s *Store) Load() (tokensender.Token, error) {
-	d, err := Load(s.Path)
+func (s *Store) locker() locker {
+	l := defaultLocker()
+	l.wait, l.now, l.log = s.LockWait, s.now, s.logger()
+	if s.sleep != nil {
+		l.sleep = s.sleep
+	}
+	if s.holders != nil {
+		l.holders = s.holders
+	}
+	return l
+}
+
+// Load reads and validates the token file. A file that does not parse is
+// re-read a few times over about 100 ms (another program may be writing it
+// in place); only a file that stays bad is an error. The errors are those
+// of the package-level Load.
+func (s *Store) Load(ctx context.Context) (tokensender.Token, error) {
+	d, err := s.loadDoc(ctx)
 	if err != nil {
 		return tokensender.Token{}, err
 	}
-	s.doc = d
 	return d.Token(), nil
 }
 
-// Save records tok as refreshed at now and replaces the file atomically.
-func (s *Store) Save(tok tokensender.Token, now time.Time) error {
-	if s.doc == nil {
-		return fmt.Errorf("token file %s: save called before a successful load", s.Path)
+func (s *Store) loadDoc(ctx context.Context) (*Document, error) {
+	sleep := s.sleep
+	if sleep == nil {
+		sleep = sleepCtx
 	}
-	s.doc.Apply(tok, now)
-	return Write(s.Path, s.doc)
+	return load(ctx, s.Path, sleep)
+}
+
+// Update runs fn on the file's current token while holding the lock
+// (bounded wait, see Lock) and saves the token fn returns: Apply at the
+// store's now, then an atomic write with Mode. If the file cannot be
+// loaded, fn is not called and the load error is returned (it matches
+// ErrNotFound, ErrInvalid or ErrInProgress when it is about content). If fn
+// fails, nothing is written and Update returns the zero Token and fn's
+// error unchanged. If fn succeeded but the write failed, Update returns
+// fn's token and the write error: refreshed, but not saved.
+func (s *Store) Update(ctx context.Context, fn func(current tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
+	var tok tokensender.Token
+	called := false
+	err := s.UpdateDocument(ctx, func(d *Document) error {
+		t, err := fn(d.Token())
+		if err != nil {
+			return err
+		}
+		called, tok = true, t
+		d.Apply(t, s.now())
+		return nil
+	})
+	if !called {
+		return tokensender.Token{}, err
+	}
+	return tok, err
+}
+
+// UpdateDocument is Update for callers that edit the document itself: fn
+// runs under the lock on the loaded document, and what it leaves is
+// written if it returns nil. fn's error comes back unchanged.
+func (s *Store) UpdateDocument(ctx context.Context, fn func(d *Document) error) (err error) {
+	unlock, err := s.locker().lockFile(ctx, s.Path)
+	if err != nil {
+		return err
+	}
+	defer s.unlock(unlock)
+	d, err := s.loadDoc(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(d); err != nil {
+		return err
+	}
+	return s.write(d)
+}
+
+// SaveLogin saves the tokens of a new login under the lock. The file's
+// other keys are kept when it holds a valid token file; otherwise (no file,
+// a bad one) a new one is written. refresh_token_issued_at is
+// tok.RefreshTokenIssuedAt, or now when that is zero.
+func (s *Store) SaveLogin(ctx context.Context, tok tokensender.Token) error {
+	unlock, err := s.locker().lockFile(ctx, s.Path)
+	if err != nil {
+		return err
+	}
+	defer s.unlock(unlock)
+	now := s.now()
+	if tok.RefreshTokenIssuedAt.IsZero() {
+		tok.RefreshTokenIssuedAt = now
+	}
+	d, err := s.loadDoc(ctx)
+	if err != nil {
+		d = New(tok, now)
+	}
+	d.Apply(tok, now)
+	return s.write(d)
+}
+
+func (s *Store) unlock(unlock func() error) {
+	if err := unlock(); err != nil {
+		s.logger().Warn(err.Error())
+	}
+}
+
+// write replaces the file with d at s.Mode.
+func (s *Store) write(d *Document) error {
+	ops := defaultWriteOps()
+	if s.ops != nil {
+		ops = *s.ops
+	}
+	return writeFile(s.Path, d.Marshal(), s.Mode, ops)
+}
+
+// load reads and parses path, re-reading a file that does not parse after
+// each of tornRetries. A file that stays bad gives Parse's error when its
+// content never changed, and an ErrInProgress error when it kept changing
+// (someone is writing it: no login advice for that).
+func load(ctx context.Context, path string, sleep func(context.Context, time.Duration) error) (*Document, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d, perr := Parse(path, data)
+	changed := false
+	for _, pause := range tornRetries {
+		if perr == nil {
+			return d, nil
+		}
+		if sleep(ctx, pause) != nil {
+			break
+		}
+		next, err := readFile(path)
+		if err != nil {
+			return nil, err
+		}
+		changed = changed || !bytes.Equal(next, data)
+		data = next
+		d, perr = Parse(path, data)
+	}
+	if perr != nil && changed {
+		return nil, &fileError{
+			msg: fmt.Sprintf("token file %s: another program kept rewriting it and it never held a complete token file while it was re-read for 100 ms; this passes on its own, try again in a moment",
+				path),
+			kind: ErrInProgress,
+			err:  perr,
+		}
+	}
+	return d, perr
 }

@@ -1,49 +1,280 @@
-package tokenfile_test
+package tokenfile
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/renameio/v2"
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/tokenfile"
+	"golang.org/x/sys/unix"
 )
 
-func TestStore_SaveKeepsUnknownKeys(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "schwab_tokens.json")
-	orig := `{"creation_timestamp": 1, "mine": {"x": [1, 2]}, "token": {"refresh_token": "r-old", "access_token": "a-old", "expires_at": 2, "extra": true}}`
-	if err := os.WriteFile(path, []byte(orig), 0o600); err != nil {
-		t.Fatal(err)
+func TestStore_Update(t *testing.T) {
+	now := time.Unix(1762990000, 0)
+	issued := time.Unix(1762900000, 0)
+	refreshed := tokensender.Token{AccessToken: "A-new", RefreshToken: "R-old", IDToken: "ID-old", TokenType: "Bearer", Scope: "api", ExpiresIn: 1800,
+		ExpiresAt: now.Add(30 * time.Minute), RefreshTokenIssuedAt: issued}
+	errFn := errors.New("refresh failed")
+	errWrite := errors.New("disk on fire")
+	tests := []struct {
+		name      string
+		content   string // "" = no file
+		mode      os.FileMode
+		fnErr     error
+		failWrite bool
+		wantTok   bool
+		wantErr   error
+		wantCall  bool
+		wantWrite bool
+		wantMode  os.FileMode
+	}{
+		{name: "writes fn's token at now", content: validDoc, wantTok: true, wantCall: true, wantWrite: true, wantMode: 0o600},
+		{name: "Mode 0640", content: validDoc, mode: 0o640, wantTok: true, wantCall: true, wantWrite: true, wantMode: 0o640},
+		{name: "missing file: fn not called", wantErr: ErrNotFound},
+		{name: "fn error: zero token, error unchanged, file untouched", content: validDoc, fnErr: errFn, wantErr: errFn, wantCall: true},
+		{name: "write fails: fn's token and the error", content: validDoc, failWrite: true, wantTok: true, wantErr: errWrite, wantCall: true},
+		{name: "bad mode: fn's token, nothing written", content: validDoc, mode: 0o644, wantTok: true, wantCall: true, wantErr: errAny},
 	}
-	s := &tokenfile.Store{Path: path}
-	if _, err := s.Load(); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Unix(1762983055, 0)
-	tok := tokensender.Token{AccessToken: "a-new", RefreshToken: "r-old", ExpiresIn: 1800, ExpiresAt: now.Add(30 * time.Minute)}
-	if err := s.Save(tok, now); err != nil {
-		t.Fatal(err)
-	}
-	got, err := tokenfile.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := got.Token(); g.AccessToken != "a-new" || g.ExpiresAt.Unix() != 1762984855 {
-		t.Errorf("saved token = %+v", g)
-	}
-	data, _ := os.ReadFile(path)
-	for _, want := range []string{`"mine"`, `"extra": true`, `"creation_timestamp": 1762983055`} {
-		if !strings.Contains(string(data), want) {
-			t.Errorf("saved file lacks %s:\n%s", want, data)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			if tt.content != "" {
+				mustWriteFile(t, path, tt.content, 0o644)
+			}
+			s := &Store{Path: path, Mode: tt.mode, Now: func() time.Time { return now }}
+			if tt.failWrite {
+				ops := defaultWriteOps()
+				ops.write = func(*renameio.PendingFile, []byte) error { return errWrite }
+				s.ops = &ops
+			}
+			var got tokensender.Token
+			called := false
+			tok, err := s.Update(context.Background(), func(cur tokensender.Token) (tokensender.Token, error) {
+				called, got = true, cur
+				// fn runs under the lock: nobody else can take it now.
+				fd := mustOpenLock(t, path)
+				if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+					t.Errorf("lock free while fn runs: %v", err)
+				}
+				unix.Close(fd)
+				return refreshed, tt.fnErr
+			})
+			if called != tt.wantCall {
+				t.Fatalf("fn called = %v, want %v", called, tt.wantCall)
+			}
+			if called && got.RefreshToken != "R-old" {
+				t.Errorf("fn got %+v, want the file's token", got)
+			}
+			switch {
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("Update: %v", err)
+			case tt.wantErr == errAny && err == nil, tt.wantErr != nil && tt.wantErr != errAny && !errors.Is(err, tt.wantErr):
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.fnErr != nil && err != tt.fnErr {
+				t.Errorf("fn's error changed to %v", err)
+			}
+			if want := (tokensender.Token{}); tt.wantTok {
+				if tok != refreshed {
+					t.Errorf("token = %+v, want fn's", tok)
+				}
+			} else if tok != want {
+				t.Errorf("token = %+v, want zero", tok)
+			}
+			data, _ := os.ReadFile(path)
+			if !tt.wantWrite {
+				if string(data) != tt.content {
+					t.Errorf("file changed:\n%s", data)
+				}
+				return
+			}
+			d := mustParse(t, string(data))
+			if diff := cmp.Diff(refreshed, d.Token()); diff != "" || !d.CreatedAt().Equal(now) {
+				t.Errorf("file holds (-want +got):\n%s\ncreated %v", diff, d.CreatedAt())
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != tt.wantMode {
+				t.Errorf("mode = %04o, want %04o", fi.Mode().Perm(), tt.wantMode)
+			}
+		})
 	}
 }
 
-func TestStore_SaveWithoutLoadFails(t *testing.T) {
-	s := &tokenfile.Store{Path: filepath.Join(t.TempDir(), "t.json")}
-	if err := s.Save(tokensender.Token{}, time.Now()); err == nil {
-		t.Fatal("Save without Load succeeded")
+// errAny in a table means "some error".
+var errAny = errors.New("any error")
+
+func mustOpenLock(tb testing.TB, path string) int {
+	tb.Helper()
+	fd, err := unix.Open(path+".lock", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	return fd
+}
+
+func TestStore_Load(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	mustWriteFile(t, path, validDoc, 0o600)
+	tok, err := (&Store{Path: path}).Load(context.Background())
+	if err != nil || tok.RefreshToken != "R-old" {
+		t.Fatalf("Load = %+v, %v", tok, err)
+	}
+	if _, err := (&Store{Path: path + ".none"}).Load(context.Background()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestStore_Load_tornReads plays another program writing the file in place
+// (schwab-py: truncate, then write) while it is read.
+func TestStore_Load_tornReads(t *testing.T) {
+	full := validDoc
+	tests := []struct {
+		name    string
+		start   string
+		during  []string // content written at each pause; "" keeps it
+		wantErr string   // "" = loads
+		wantIs  error
+	}{
+		{name: "empty, then written", start: "", during: []string{"", full}},
+		{name: "truncated, then written at the last re-read", start: full[:20], during: []string{full[:30], full[:40], full[:50], full}},
+		{name: "stays empty: the error, with its advice", start: "", during: nil,
+			wantErr: "token file %s: is empty; fix it or run token-refresh-sender login", wantIs: ErrInvalid},
+		{name: "keeps changing: no login advice", start: "", during: []string{full[:5], full[:10], full[:15], full[:20]},
+			wantErr: "token file %s: another program kept rewriting it and it never held a complete token file while it was re-read for 100 ms; this passes on its own, try again in a moment",
+			wantIs:  ErrInProgress},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			mustWriteFile(t, path, tt.start, 0o600)
+			var slept time.Duration
+			n := 0
+			s := &Store{Path: path, sleep: func(_ context.Context, d time.Duration) error {
+				slept += d
+				if n < len(tt.during) && tt.during[n] != "" {
+					if err := os.WriteFile(path, []byte(tt.during[n]), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				n++
+				return nil
+			}}
+			tok, err := s.Load(context.Background())
+			if tt.wantErr == "" {
+				if err != nil || tok.RefreshToken != "R-old" {
+					t.Fatalf("Load = %+v, %v", tok, err)
+				}
+				return
+			}
+			if want := strings.Replace(tt.wantErr, "%s", path, 1); err == nil || err.Error() != want {
+				t.Fatalf("err = %v\nwant %s", err, want)
+			}
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("err does not match %v", tt.wantIs)
+			}
+			if slept != 100*time.Millisecond {
+				t.Errorf("re-read for %v, want 100ms", slept)
+			}
+		})
+	}
+}
+
+func TestStore_Load_cancelledWhileRetrying(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	mustWriteFile(t, path, "", 0o600)
+	calls := 0
+	s := &Store{Path: path, sleep: func(context.Context, time.Duration) error { calls++; return context.Canceled }}
+	if _, err := s.Load(context.Background()); !errors.Is(err, ErrInvalid) || calls != 1 {
+		t.Errorf("err = %v after %d pauses; want the parse error after 1", err, calls)
+	}
+}
+
+func TestStore_Load_fileGoneWhileRetrying(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	mustWriteFile(t, path, "", 0o600)
+	s := &Store{Path: path, sleep: func(context.Context, time.Duration) error { return os.Remove(path) }}
+	if _, err := s.Load(context.Background()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStore_UpdateDocument(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	mustWriteFile(t, path, validDoc, 0o600)
+	s := &Store{Path: path}
+	err := s.UpdateDocument(context.Background(), func(d *Document) error {
+		d.top.set("mine", intJSON(7))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mustReadFile(t, path)), `"mine": 7`) {
+		t.Errorf("edit not written:\n%s", mustReadFile(t, path))
+	}
+}
+
+func TestStore_SaveLogin(t *testing.T) {
+	now := time.Unix(1762990000, 0)
+	tok := tokensender.Token{AccessToken: "A-login", RefreshToken: "R-login", ExpiresIn: 1800, ExpiresAt: now.Add(30 * time.Minute)}
+	for _, tt := range []struct {
+		name, content string
+		keepsMine     bool
+	}{
+		{"existing file keeps other keys", `{"mine": 1, "token": {"refresh_token": "R-old", "extra": 2}}`, true},
+		{"no file", "", false},
+		{"bad file replaced", "{", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			if tt.content != "" {
+				mustWriteFile(t, path, tt.content, 0o644)
+			}
+			s := &Store{Path: path, Now: func() time.Time { return now }, sleep: func(context.Context, time.Duration) error { return nil }}
+			if err := s.SaveLogin(context.Background(), tok); err != nil {
+				t.Fatal(err)
+			}
+			data := string(mustReadFile(t, path))
+			d := mustParse(t, data)
+			want := tok
+			want.RefreshTokenIssuedAt = now
+			if !cmp.Equal(d.Token(), want) {
+				t.Errorf("saved %+v, want %+v", d.Token(), want)
+			}
+			if got := strings.Contains(data, `"mine": 1`) && strings.Contains(data, `"extra": 2`); got != tt.keepsMine {
+				t.Errorf("other keys kept = %v, want %v:\n%s", got, tt.keepsMine, data)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode %04o", fi.Mode().Perm())
+			}
+		})
+	}
+	t.Run("issued time given", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "tokens.json")
+		tk := tok
+		tk.RefreshTokenIssuedAt = now.Add(-time.Hour)
+		if err := (&Store{Path: path, Now: func() time.Time { return now }}).SaveLogin(context.Background(), tk); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := mustParse(t, string(mustReadFile(t, path))).RefreshTokenIssuedAt(); !got.Equal(now.Add(-time.Hour)) {
+			t.Errorf("issued %v", got)
+		}
+	})
+	t.Run("lock refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "tokens.json")
+		if err := os.Symlink("/nowhere", path+".lock"); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&Store{Path: path}).SaveLogin(context.Background(), tok); !errors.Is(err, ErrLock) {
+			t.Errorf("err = %v", err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("written without the lock")
+		}
+	})
 }

@@ -42,8 +42,9 @@ func TestWrite_Mode(t *testing.T) {
 	}{
 		{"new file is 0600", 0, 0o600},
 		{"existing 0600 kept", 0o600, 0o600},
-		{"existing 0640 kept", 0o640, 0o640},
-		{"existing 0644 kept", 0o644, 0o644},
+		{"existing 0640 made 0600", 0o640, 0o600},
+		{"existing 0644 made 0600", 0o644, 0o600},
+		{"existing 0400 in a writable directory replaced", 0o400, 0o600},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +113,7 @@ func TestWrite_FailureKeepsOldFile(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "tokens.json")
 			mustWriteFile(t, path, validDoc, 0o640)
-			err := writeFile(path, testDoc(t).Marshal(), tt.ops(defaultWriteOps()))
+			err := writeFile(path, testDoc(t).Marshal(), 0o600, tt.ops(defaultWriteOps()))
 			want := strings.Replace(tt.wantErr, "%s", path, 1)
 			if err == nil || err.Error() != want {
 				t.Fatalf("err = %v, want %q", err, want)
@@ -149,7 +150,7 @@ func TestWrite_DirSyncFailure(t *testing.T) {
 		return &os.PathError{Op: "sync", Path: d, Err: syscall.EIO}
 	}
 	d := testDoc(t)
-	err := writeFile(path, d.Marshal(), ops)
+	err := writeFile(path, d.Marshal(), 0o600, ops)
 	if err == nil || !strings.Contains(err.Error(), "written, but syncing directory "+dir+" failed: input/output error") {
 		t.Fatalf("err = %v", err)
 	}
@@ -226,7 +227,7 @@ func TestCleanStaleTemps(t *testing.T) {
 		}
 		return errors.New("simulated crash")
 	}
-	if err := writeFile(path, testDoc(t).Marshal(), ops); err == nil {
+	if err := writeFile(path, testDoc(t).Marshal(), 0o600, ops); err == nil {
 		t.Fatal("simulated crash: writeFile succeeded")
 	}
 	if err := os.Rename(crashTemp+".copy", crashTemp); err != nil {
@@ -245,13 +246,14 @@ func TestCleanStaleTemps(t *testing.T) {
 	}
 	keep = append(keep, ".tokens.json456")
 	mustWriteFile(t, filepath.Join(dir, ".tokens.json789"), "x", 0o600)
+	mustWriteFile(t, filepath.Join(dir, ".tokens.json1234567890123456789"), "x", 0o600) // 19 digits: the longest
 
 	removed, err := CleanStaleTemps(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(removed)
-	want := []string{crashTemp, filepath.Join(dir, ".tokens.json789")}
+	want := []string{crashTemp, filepath.Join(dir, ".tokens.json789"), filepath.Join(dir, ".tokens.json1234567890123456789")}
 	slices.Sort(want)
 	if !slices.Equal(removed, want) {
 		t.Errorf("removed %v, want %v", removed, want)

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
@@ -193,13 +194,16 @@ func run(mode string, duration time.Duration, verbose bool) (result, error) {
 // whatever happened.
 func seedLoop(ctx context.Context, client *schwab.Client, store *tokenfile.Store, sender *delivery.Sender, log *slog.Logger) {
 	for ctx.Err() == nil {
-		if cur, err := store.Load(); err == nil {
-			if tok, err := client.Refresh(ctx, cur.RefreshToken); err == nil {
-				store.Save(tok, time.Now())
-				sender.Send(ctx, tok.Message())
-			} else {
-				log.Error("Token refresh failed: " + err.Error())
-			}
+		tok, err := store.Update(ctx, func(cur tokensender.Token) (tokensender.Token, error) {
+			tok, err := client.Refresh(ctx, cur.RefreshToken)
+			tok.RefreshTokenIssuedAt = cur.RefreshTokenIssuedAt
+			return tok, err
+		})
+		switch {
+		case tok.AccessToken != "":
+			sender.Send(ctx, tok.Message())
+		case err != nil:
+			log.Error("Token refresh failed: " + err.Error())
 		}
 		select {
 		case <-ctx.Done():

@@ -18,6 +18,7 @@ import (
 	"github.com/schwabtools/token-refresh-sender/logging"
 	"github.com/schwabtools/token-refresh-sender/metrics"
 	"github.com/schwabtools/token-refresh-sender/schwab"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // CLI is the command line: global flags and one struct per subcommand.
@@ -53,6 +54,7 @@ const socketSep = "\n"
 type Globals struct {
 	Config               string        `default:"configs/schwab_app_config.yaml" env:"TOKEN_SENDER_CONFIG" group:"shared" placeholder:"PATH" help:"Schwab app config (YAML)."`
 	TokenFile            string        `default:"configs/schwab_tokens.json" env:"TOKEN_SENDER_TOKEN_FILE" group:"shared" placeholder:"PATH" help:"Token file (schwab-py layout)."`
+	TokenFileMode        string        `default:"0600" env:"TOKEN_SENDER_TOKEN_FILE_MODE" group:"shared" placeholder:"MODE" help:"Mode every write gives the token file: 0600, or 0640 to let the group read it."`
 	Socket               []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" sep:"none" group:"shared" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat the flag for several bots (in TOKEN_SENDER_SOCKET: one per line). Loopback TCP allowed."`
 	AllowPeerUID         []int         `name:"allow-peer-uid" env:"TOKEN_SENDER_ALLOW_PEER_UID" group:"shared" placeholder:"UID" help:"Also send tokens to Unix sockets served by this uid (besides this user and root); repeatable (in the variable: comma-separated)."`
 	LogFile              string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" group:"shared" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
@@ -98,6 +100,9 @@ func (g *Globals) validate() error {
 	}
 	if g.RetryMin <= 0 || g.RetryMax < g.RetryMin {
 		return usage(fmt.Errorf("--retry-min %v and --retry-max %v: both must be positive and retry-min <= retry-max", g.RetryMin, g.RetryMax))
+	}
+	if _, err := tokenfile.ParseMode(g.TokenFileMode); err != nil {
+		return fmt.Errorf("--token-file-mode: %w", err)
 	}
 	if g.RefreshTokenLifetime <= 0 {
 		return usage(fmt.Errorf("--refresh-token-lifetime %v: must be positive (Schwab's is 168h)", g.RefreshTokenLifetime))
@@ -232,4 +237,18 @@ func loginHint(log *slog.Logger, err error) {
 	if errors.Is(err, os.ErrNotExist) {
 		log.Error("Run `token-refresh-sender login` to sign in to Schwab and create it")
 	}
+}
+
+// warnPermissions logs one WARNING per way the token file or its
+// directory is open to other users (run, refresh, login).
+func (g *Globals) warnPermissions(log *slog.Logger) {
+	for _, w := range tokenfile.PermissionWarnings(g.TokenFile) {
+		log.Warn(w)
+	}
+}
+
+// store is the token file as the flags describe it.
+func (g *Globals) store(log *slog.Logger) *tokenfile.Store {
+	mode, _ := tokenfile.ParseMode(g.TokenFileMode) // checked by validate
+	return &tokenfile.Store{Path: g.TokenFile, Mode: mode, Logger: log}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
-	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // RefreshCmd refreshes once (the seed's "Test Token Refresh Only").
@@ -32,9 +31,10 @@ func (c *RefreshCmd) Run(g *Globals, pr *process) error {
 	if err != nil {
 		return err
 	}
+	g.warnPermissions(log)
 	d := &daemon.Daemon{
 		Refresher: newSchwabClient(app, pr.schwabHTTP),
-		Store:     &tokenfile.Store{Path: g.TokenFile},
+		Store:     g.store(log),
 		Deliverer: &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID},
 		Classify:  classify,
 		Logger:    log,

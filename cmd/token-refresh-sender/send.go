@@ -24,7 +24,7 @@ func (c *SendCmd) Run(g *Globals, pr *process) error {
 	defer s.close()
 	log, ctx := s.log, s.ctx
 	targets, _ := g.targets()
-	store := &tokenfile.Store{Path: g.TokenFile}
+	store := g.store(log)
 	tok, err := readLocked(ctx, store)
 	if err != nil {
 		return logTokenFileError(log, err)
@@ -47,13 +47,8 @@ func (c *SendCmd) Run(g *Globals, pr *process) error {
 	return nil
 }
 
-// readLocked loads the token file under its lock, so it never sees the
-// middle of another process's read-modify-write.
+// readLocked loads the token file. Writers replace it atomically and the
+// store re-reads a file caught mid-write, so no lock is needed.
 func readLocked(ctx context.Context, store *tokenfile.Store) (tokensender.Token, error) {
-	unlock, err := store.Lock(ctx)
-	if err != nil {
-		return tokensender.Token{}, err
-	}
-	defer unlock()
-	return store.Load()
+	return store.Load(ctx)
 }

@@ -175,21 +175,19 @@ func (m *Main) Run(ctx context.Context) error {
 	// 7. The token file: it must be usable before anything else claims it;
 	// then this process becomes its only daemon (the pid file), removes
 	// temp files a crash left behind, and watches it for a new login.
-	m.Store = &tokenfile.Store{Path: g.TokenFile}
-	if _, err := tokenfile.Load(g.TokenFile); err != nil {
+	m.Store = g.store(log)
+	m.Store.Now = m.Now
+	g.warnPermissions(log)
+	if _, err := m.Store.Load(ctx); err != nil {
 		return logTokenFileError(log, err)
 	}
-	if err := m.claimPIDFile(); err != nil {
+	instance := &tokenfile.Instance{Store: m.Store}
+	if err := instance.Open(ctx); err != nil {
 		log.Error(err.Error())
 		return exitCode(1)
 	}
-	m.cleanStaleTemps(ctx, log)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	m.onClose(func() error { stopWatch(); return nil })
-	changes, err := tokenfile.Watch(watchCtx, g.TokenFile, log)
-	if err != nil {
-		log.Warn(err.Error() + "; a new login will be picked up at the next refresh instead")
-	}
+	m.PIDFile = pidPath(g.TokenFile)
+	m.onClose(instance.Close)
 
 	// 8. The refresh loop, observed.
 	m.Daemon = &daemon.Daemon{
@@ -202,7 +200,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Backoff:     daemon.Backoff{Min: g.RetryMin, Max: g.RetryMax},
 		MaxCycles:   m.MaxCycles,
 		RefreshNow:  refreshNow,
-		FileChanged: changes,
+		FileChanged: instance.Changes(),
 		Now:         m.Now,
 		Settings:    settings(g),
 	}
@@ -270,49 +268,11 @@ func (m *Main) serveMetrics(log *slog.Logger) error {
 	return nil
 }
 
-// claimPIDFile makes this process the token file's only daemon. Close
-// removes the pid file while still holding its lock, then releases it.
-func (m *Main) claimPIDFile() error {
-	release, err := tokenfile.ClaimDaemon(m.Flags.TokenFile)
-	if err != nil {
-		return err
-	}
-	m.PIDFile = pidPath(m.Flags.TokenFile)
-	m.onClose(func() error {
-		rmErr := os.Remove(m.PIDFile)
-		if errors.Is(rmErr, os.ErrNotExist) {
-			rmErr = nil
-		}
-		if rmErr != nil {
-			rmErr = fmt.Errorf("remove pid file: %w", rmErr)
-		}
-		return errors.Join(rmErr, release())
-	})
-	return nil
-}
-
-// pidPath is where tokenfile.ClaimDaemon keeps the pid: next to the token
+// pidPath is where tokenfile.Instance keeps the pid: next to the token
 // file, symlinks resolved. (TestMain_pidFile checks both agree.)
 func pidPath(tokenFile string) string {
 	if p, err := filepath.EvalSymlinks(tokenFile); err == nil {
 		tokenFile = p
 	}
 	return tokenFile + ".pid"
-}
-
-// cleanStaleTemps removes, under the token file's lock, the temp files an
-// interrupted write left behind.
-func (m *Main) cleanStaleTemps(ctx context.Context, log *slog.Logger) {
-	unlock, err := tokenfile.Lock(ctx, m.Flags.TokenFile)
-	if err != nil {
-		return
-	}
-	removed, err := tokenfile.CleanStaleTemps(m.Flags.TokenFile)
-	unlock()
-	for _, r := range removed {
-		log.Info("Removed a temporary file left by an interrupted write: " + r)
-	}
-	if err != nil {
-		log.Warn(err.Error())
-	}
 }
