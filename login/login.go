@@ -205,31 +205,55 @@ func (f *flow) complete(ctx context.Context, code string) (*Result, error) {
 	// them even if ctx is cancelled now.
 	lockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
 	defer cancel()
-	path := f.opts.TokenFile
 	notSaved := func(err error) error {
 		return newError(ErrNotSaved, err,
 			"Schwab issued new tokens but they could not be saved: %v; the previous refresh token no longer works, so fix this and run login again", err)
 	}
-	unlock, err := tokenfile.Lock(lockCtx, path)
-	if err != nil {
-		return nil, notSaved(err)
-	}
 	now := f.now()
 	tok.RefreshTokenIssuedAt = now.Truncate(time.Second) // this login
-	err = tokenfile.Write(path, tokenfile.New(tok, now))
-	if uerr := unlock(); err == nil && uerr != nil {
-		f.log.Warn(uerr.Error())
-	}
-	if err != nil {
+	if err := f.save(lockCtx, tok, now); err != nil {
 		return nil, notSaved(err)
 	}
-	f.log.Info("Token file written: " + path)
+	f.log.Info("Token file written: " + f.opts.TokenFile)
 	return &Result{
 		Token:                 tok,
-		TokenFile:             path,
+		TokenFile:             f.opts.TokenFile,
 		LoggedInAt:            now,
 		RefreshTokenExpiresAt: now.Add(f.opts.RefreshTokenLifetime),
 	}, nil
+}
+
+// save writes tok to the token file under its lock. An existing, readable
+// token document is updated in place (Document.Apply), so keys that other
+// tools keep there survive; a missing or unusable file is replaced by a new
+// document. Either way creation_timestamp and refresh_token_issued_at are
+// the login time, now.
+func (f *flow) save(ctx context.Context, tok tokensender.Token, now time.Time) error {
+	path := f.opts.TokenFile
+	unlock, err := tokenfile.Lock(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if uerr := unlock(); uerr != nil {
+			f.log.Warn(uerr.Error())
+		}
+	}()
+	doc, err := tokenfile.Load(path)
+	switch {
+	case err == nil:
+		// A login always brings a new refresh token, so Apply records now
+		// as its issue time too.
+		doc.Apply(tok, now)
+	case errors.Is(err, tokenfile.ErrNotFound):
+		doc = tokenfile.New(tok, now)
+	case errors.Is(err, tokenfile.ErrInvalid):
+		f.log.Warn("The old token file was unusable, so the new tokens replace it: " + err.Error())
+		doc = tokenfile.New(tok, now)
+	default:
+		return err
+	}
+	return tokenfile.Write(path, doc)
 }
 
 // checkWritable fails early, before the login uses up anything, when the
