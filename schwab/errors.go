@@ -106,6 +106,19 @@ func IsRelogin(err error) bool {
 	return errors.As(err, &e) && e.Kind == KindRelogin
 }
 
+// RetryAdvice is what the refresh loop needs to know about a failed
+// refresh: relogin is true when err is (or wraps) an *Error of KindRelogin,
+// and retryAfter is that *Error's RetryAfter (Schwab's Retry-After, at most
+// 24h; the caller applies its own cap). Any other error is transient with
+// no advice: (false, 0).
+func RetryAdvice(err error) (relogin bool, retryAfter time.Duration) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false, 0
+	}
+	return e.Kind == KindRelogin, e.RetryAfter
+}
+
 // Classify decides the Kind of a failed token request from the HTTP status
 // (0: no response), Schwab's innermost error code and its description. It
 // is the only place that makes this decision.

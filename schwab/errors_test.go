@@ -27,7 +27,7 @@ func TestClassify(t *testing.T) {
 		{"superseded (outer code, phrase only)", OpRefresh, 400, "unsupported_token_type", "Failed refresh token authentication", KindRelogin},
 		{"unsupported_token_type otherwise", OpRefresh, 400, "unsupported_token_type", "something else", KindTransient},
 		{"expired refresh token", OpRefresh, 400, "invalid_client", "refresh token invalid", KindRelogin},
-		{"refresh_token_invalid", OpRefresh, 400, "refresh_token_invalid", "refresh token invalid", KindRelogin},
+		{"refresh_token_invalid", OpRefresh, 400, "refresh_token_invalid", "", KindRelogin},
 		{"description only", OpRefresh, 400, "", "Refresh Token Invalid", KindRelogin},
 		{"invalid_grant on refresh", OpRefresh, 400, "invalid_grant", "", KindRelogin},
 		{"bad app credentials", OpRefresh, 401, "invalid_client", "Unauthorized", KindRelogin},
@@ -54,6 +54,100 @@ func TestClassify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Classify(tt.op, tt.status, tt.code, tt.desc); got != tt.want {
 				t.Errorf("Classify(%q, %d, %q, %q) = %v, want %v", tt.op, tt.status, tt.code, tt.desc, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestClassify_oneChange pins each rule by changing exactly one input of
+// a transient baseline, so that removing any rule fails a row.
+func TestClassify_oneChange(t *testing.T) {
+	type in struct {
+		op     string
+		status int
+		code   string
+		desc   string
+	}
+	base := in{OpRefresh, 400, "invalid_request", "Missing refresh_token"}
+	if got := Classify(base.op, base.status, base.code, base.desc); got != KindTransient {
+		t.Fatalf("baseline %+v = %v, want transient", base, got)
+	}
+	tests := []struct {
+		name   string
+		change func(*in)
+		want   Kind
+	}{
+		{"code invalid_client", func(i *in) { i.code = "invalid_client" }, KindRelogin},
+		{"code invalid_grant", func(i *in) { i.code = "invalid_grant" }, KindRelogin},
+		{"code refresh_token_authentication_error", func(i *in) { i.code = "refresh_token_authentication_error" }, KindRelogin},
+		{"code refresh_token_invalid", func(i *in) { i.code = "refresh_token_invalid" }, KindRelogin},
+		{"code unsupported_token_type", func(i *in) { i.code = "unsupported_token_type" }, KindTransient},
+		{"phrase refresh token invalid", func(i *in) { i.desc = "The Refresh Token Invalid here" }, KindRelogin},
+		{"phrase failed refresh token authentication", func(i *in) { i.desc = "Failed refresh token authentication" }, KindRelogin},
+		{"phrase refresh_token_authentication_error", func(i *in) { i.desc = "wraps refresh_token_authentication_error" }, KindRelogin},
+		{"status 401", func(i *in) { i.status = 401 }, KindRelogin},
+		{"status 403", func(i *in) { i.status = 403 }, KindTransient},
+		{"status 499", func(i *in) { i.status = 499 }, KindTransient},
+		{"op exchange", func(i *in) { i.op = OpExchange }, KindRelogin},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			i := base
+			tt.change(&i)
+			if got := Classify(i.op, i.status, i.code, i.desc); got != tt.want {
+				t.Errorf("Classify(%+v) = %v, want %v", i, got, tt.want)
+			}
+		})
+	}
+	// The same for the transient statuses, from a relogin baseline.
+	rbase := in{OpExchange, 400, "invalid_client", "refresh token invalid"}
+	if got := Classify(rbase.op, rbase.status, rbase.code, rbase.desc); got != KindRelogin {
+		t.Fatalf("baseline %+v = %v, want relogin", rbase, got)
+	}
+	for _, status := range []int{0, 408, 429, 500, 503, 599} {
+		if got := Classify(rbase.op, status, rbase.code, rbase.desc); got != KindTransient {
+			t.Errorf("status %d over %+v = %v, want transient", status, rbase, got)
+		}
+	}
+	for _, status := range []int{400, 401, 403, 404, 409, 410, 422, 499} {
+		if got := Classify(rbase.op, status, rbase.code, rbase.desc); got != KindRelogin {
+			t.Errorf("status %d over %+v = %v, want relogin", status, rbase, got)
+		}
+	}
+	// A code-less 403 on exchange is the CDN; with a code it is Schwab's.
+	if got := Classify(OpExchange, 403, "", "Access Denied"); got != KindTransient {
+		t.Errorf("code-less 403 on exchange = %v, want transient", got)
+	}
+	if got := Classify(OpExchange, 403, "access_denied", "Access Denied"); got != KindRelogin {
+		t.Errorf("403 with a code on exchange = %v, want relogin", got)
+	}
+	if got := Classify(OpExchange, 500, "", ""); got != KindTransient {
+		t.Errorf("500 on exchange = %v, want transient", got)
+	}
+}
+
+func TestRetryAdvice(t *testing.T) {
+	tests := []struct {
+		name        string
+		err         error
+		wantRelogin bool
+		wantAfter   time.Duration
+	}{
+		{"relogin", &Error{Kind: KindRelogin}, true, 0},
+		{"transient", &Error{Kind: KindTransient}, false, 0},
+		{"transient with Retry-After", &Error{Kind: KindTransient, StatusCode: 429, RetryAfter: 30 * time.Second}, false, 30 * time.Second},
+		{"relogin with Retry-After", &Error{Kind: KindRelogin, StatusCode: 401, RetryAfter: time.Minute}, true, time.Minute},
+		{"wrapped", fmt.Errorf("refresh: %w", &Error{Kind: KindTransient, RetryAfter: 2 * time.Second}), false, 2 * time.Second},
+		{"wrapped relogin", fmt.Errorf("a: %w", fmt.Errorf("b: %w", &Error{Kind: KindRelogin})), true, 0},
+		{"zero Kind", &Error{RetryAfter: time.Second}, false, time.Second},
+		{"other error", errors.New("disk full"), false, 0},
+		{"nil", nil, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			relogin, after := RetryAdvice(tt.err)
+			if relogin != tt.wantRelogin || after != tt.wantAfter {
+				t.Errorf("RetryAdvice = %v, %v; want %v, %v", relogin, after, tt.wantRelogin, tt.wantAfter)
 			}
 		})
 	}
