@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
@@ -80,7 +78,7 @@ func (g *Globals) daemon(log *slog.Logger, schwabClient *schwab.Client, obs *obs
 		Refresher: schwabClient,
 		Store:     &tokenfile.Store{Path: g.TokenFile},
 		Deliverer: deliverer{&delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID}, obs.delivered},
-		Classify:  classify,
+		Classify:  schwab.RetryAdvice,
 		Logger:    log,
 		Interval:  g.Interval,
 		Backoff:   daemon.Backoff{Min: g.RetryMin, Max: g.RetryMax},
@@ -123,15 +121,6 @@ type deliverer struct {
 func (d deliverer) Deliver(ctx context.Context, msg tokensender.Message) func() {
 	dl := d.sender.Deliver(ctx, msg)
 	return func() { d.done(dl.Wait()) }
-}
-
-// classify is the loop's view of schwab's error classes.
-func classify(err error) (relogin bool, retryAfter time.Duration) {
-	var se *schwab.Error
-	if errors.As(err, &se) {
-		return se.Kind == schwab.KindRelogin, se.RetryAfter
-	}
-	return false, 0
 }
 
 // handleSignals turns SIGINT/SIGTERM into a cancelled context (logging the
