@@ -167,6 +167,18 @@ func TestRun_Failures(t *testing.T) {
 				"Redirect URI mismatch"},
 		},
 		{
+			name: "hostile token answer",
+			browse: func(t *testing.T, e *env, hc *http.Client, authURL string) (int, string) {
+				loc := e.consent(t, hc, authURL, "allow", nil)
+				e.fake.Inject(fakeschwab.FaultStatus(200, "application/json",
+					`{"access_token":"`+strings.Repeat("A", 1<<20-100)+`","refresh_token":"r@","expires_in":1800}`, nil))
+				return get(t, hc, loc)
+			},
+			wantIs: ErrExchange,
+			wantErr: []string{"(Schwab: invalid token response: access_token is 1048476 bytes, longer than the 4096 allowed)",
+				"was not changed"},
+		},
+		{
 			name: "bad app secret",
 			env: []envOption{func(_ *fakeschwab.Config, _ *config.App, c *schwab.Client) {
 				c.AppSecret = "wrong-secret"
