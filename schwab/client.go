@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,9 +34,9 @@ type Client struct {
 	Now               func() time.Time
 }
 
-// NewHTTPClient returns an HTTP client for the token endpoint: dial and TLS
-// handshake time out after 10s, response headers after 20s, the whole
-// request after 30s; TLS 1.2 or newer; certificates are checked against
+// NewHTTPClient returns an HTTP client for the token endpoint: the TLS
+// handshake times out after 10s, response headers after 20s, the whole
+// request (the dial included) after 30s; TLS 1.2 or newer; certificates are checked against
 // rootCAs, or the system roots when rootCAs is nil (crypto/x509 parses those
 // once per process). Proxies come from the environment. Redirects are not
 // followed: the token endpoint never redirects, and following one would
@@ -49,11 +48,9 @@ type Client struct {
 // server that writes headers and body in two segments stalls on Nagle
 // against delayed ACK for ~40 ms.
 func NewHTTPClient(rootCAs *x509.CertPool) *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
 			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs},
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: 20 * time.Second,

@@ -142,9 +142,10 @@ func Classify(op string, statusCode int, code, description string) Kind {
 			return KindRelogin
 		}
 	}
-	// A code cannot be retried: whatever 4xx Schwab gives, the user must
-	// log in again. A code-less 403 is the CDN, which passes on its own.
-	if op == OpExchange && statusCode >= 400 && statusCode < 500 &&
+	// A code cannot be retried: whatever 4xx Schwab gives (5xx returned
+	// above), the user must log in again. A code-less 403 is the CDN, which
+	// passes on its own.
+	if op == OpExchange && statusCode >= 400 &&
 		(statusCode != http.StatusForbidden || code != "") {
 		return KindRelogin
 	}

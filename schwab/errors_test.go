@@ -275,6 +275,8 @@ func TestDescribeBody(t *testing.T) {
 		{"CDN 403", 403, "text/html", `<html><head><title>Access Denied</title></head><body><h1>Access Denied</h1>You don't have permission...</body></html>`, "Access Denied (HTML page from Schwab's CDN)"},
 		{"HTML without content type", 503, "", "<!DOCTYPE html><html><body><h1>Service &amp; Unavailable</h1></body></html>", "Service & Unavailable (HTML page)"},
 		{"HTML without title", 502, "text/html; charset=utf-8", "<html><body>oops</body></html>", "HTML page"},
+		{"title first", 502, "text/html", "<title>Bad Gateway</title>", "Bad Gateway (HTML page)"},
+		{"empty title, then h1", 502, "text/html", "<title></title><h1>Gateway</h1>", "Gateway (HTML page)"},
 		{"rate limit", 429, "application/json", `{"errors":[{"status":"429","title":"Rate Limit Exceeded"}]}`, "Rate Limit Exceeded"},
 		{"errors with detail", 400, "application/json", `{"errors":[{"title":"Bad","detail":"why"}]}`, "Bad: why"},
 		{"message", 500, "application/json", `{"message":"Internal error"}`, "Internal error"},
@@ -328,10 +330,20 @@ func TestSanitize(t *testing.T) {
 		{"token-like", "got I0.b2F1dGgyLmJkYy5zY2h3YWIuY29tabcdefghijk12345@ back", "got I0.b2F1d... back"},
 		{"long identifier without digits kept", "refresh_token_authentication_error_and_more_words", "refresh_token_authentication_error_and_more_words"},
 		{"long", strings.Repeat("ab ", 100), strings.Repeat("ab ", 65) + "ab..."},
+		{"exactly 200 characters", strings.Repeat("ab ", 66) + "ab", strings.Repeat("ab ", 66) + "ab"},
+		{"four-character secret", "x wxyz y", "x w... y"},
+		{"three-character secret kept", "x abc y", "x abc y"},
+		{"escaped short secret", "got a+b%26c%21 back", "got a... back"},
+		{"token-like of exactly 40", "k abcdefghij0123456789abcdefghij0123456789 k", "k abcdefgh... k"},
+		{"token-like of 39 kept", "k bcdefghij0123456789abcdefghij0123456789 k", "k bcdefghij0123456789abcdefghij0123456789 k"},
+		{"token-like whose digit is 0", "k " + strings.Repeat("x", 39) + "0 k", "k xxxxxxxx... k"},
+		{"token-like whose digit is 9", "k " + strings.Repeat("x", 39) + "9 k", "k xxxxxxxx... k"},
+		{"token-like of Z and A", "k " + strings.Repeat("Z", 19) + "5" + strings.Repeat("A", 20) + " k", "k ZZZZZZZZ... k"},
+		{"token-like of z and a", "k " + strings.Repeat("z", 19) + "5" + strings.Repeat("a", 20) + " k", "k zzzzzzzz... k"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := sanitize(tt.in, []string{secret, rt}); got != tt.want {
+			if got := sanitize(tt.in, []string{secret, rt, "wxyz", "abc", "a b&c!"}); got != tt.want {
 				t.Errorf("sanitize = %q, want %q", got, tt.want)
 			}
 		})
