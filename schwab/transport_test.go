@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,50 +30,32 @@ func TestRetryAdvice_fromClient(t *testing.T) {
 	}
 }
 
-// splitServer is an HTTPS token endpoint that writes the response headers
-// and the body in two segments with Nagle's algorithm on, as many servers
-// not written in Go do. newConns counts the connections it accepted.
-type splitServer struct {
+// countingServer is an HTTPS token endpoint that counts the connections
+// it accepted.
+type countingServer struct {
 	*httptest.Server
 	newConns atomic.Int64
 }
 
-func startSplitServer(tb testing.TB) *splitServer {
+func startCountingServer(tb testing.TB) *countingServer {
 	tb.Helper()
-	s := &splitServer{}
+	s := &countingServer{}
 	body := []byte(tokenBody())
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
 		w.Write(body)
 	}))
-	s.Listener = nagleListener{s.Listener}
 	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			s.newConns.Add(1)
 		}
 	}
-	s.EnableHTTP2 = false
 	s.StartTLS()
 	tb.Cleanup(s.Close)
 	return s
 }
 
-// nagleListener turns Nagle's algorithm back on for accepted connections
-// (Go turns it off), like most servers have it.
-type nagleListener struct{ net.Listener }
-
-func (l nagleListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(false)
-	}
-	return c, err
-}
-
-func (s *splitServer) rootCAs() *x509.CertPool {
+func (s *countingServer) rootCAs() *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.Certificate())
 	return pool
@@ -82,7 +63,7 @@ func (s *splitServer) rootCAs() *x509.CertPool {
 
 // The token client opens a connection per request and keeps none idle.
 func TestNewHTTPClient_noKeepAlive(t *testing.T) {
-	s := startSplitServer(t)
+	s := startCountingServer(t)
 	c := &schwab.Client{AppKey: appKey, AppSecret: appSecret, TokenURL: s.URL + "/v1/oauth/token",
 		HTTPClient: schwab.NewHTTPClient(s.rootCAs())}
 	for range 3 {
@@ -95,24 +76,31 @@ func TestNewHTTPClient_noKeepAlive(t *testing.T) {
 	}
 }
 
-// BenchmarkClient_RefreshSplitWrites: one refresh against a server that
-// writes headers and body separately (Nagle on). "fresh" is NewHTTPClient
-// (no keep-alive); "keepalive" reuses one connection, as the client did
-// before, and pays the delayed-ACK stall on every reused connection.
+// BenchmarkClient_RefreshSplitWrites: one refresh against a fake that
+// writes headers and body separately with Nagle on (as many servers do).
+// "fresh" is NewHTTPClient (no keep-alive); "keepalive" reuses one
+// connection, as the client did before, and pays the delayed-ACK stall
+// (~40 ms) on every reused connection.
 func BenchmarkClient_RefreshSplitWrites(b *testing.B) {
-	s := startSplitServer(b)
+	fake := fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: callback, SplitWrites: true})
+	ts, err := fakeschwab.StartTLS(fake)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ts.Close)
+	rt := fake.Login().RefreshToken
 	for _, keepAlive := range []bool{false, true} {
 		name := "fresh"
 		if keepAlive {
 			name = "keepalive"
 		}
 		b.Run(name, func(b *testing.B) {
-			hc := schwab.NewHTTPClient(s.rootCAs())
+			hc := schwab.NewHTTPClient(ts.RootCAs)
 			hc.Transport.(*http.Transport).DisableKeepAlives = !keepAlive
 			b.Cleanup(hc.CloseIdleConnections)
-			c := &schwab.Client{AppKey: appKey, AppSecret: appSecret, TokenURL: s.URL + "/v1/oauth/token", HTTPClient: hc}
+			c := &schwab.Client{AppKey: appKey, AppSecret: appSecret, TokenURL: ts.TokenURL, HTTPClient: hc}
 			for b.Loop() {
-				if _, err := c.Refresh(b.Context(), "refresh@"); err != nil {
+				if _, err := c.Refresh(b.Context(), rt); err != nil {
 					b.Fatal(err)
 				}
 			}
