@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRunCmd_notifier(t *testing.T) {
+	const url = "https://hooks.slack.com/services/T000/B000/XXXXsecret"
+	dir := t.TempDir()
+	good := filepath.Join(dir, "webhook")
+	if err := os.WriteFile(good, []byte(url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loose := filepath.Join(dir, "loose")
+	if err := os.WriteFile(loose, []byte(url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(loose, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	c := &RunCmd{NotifyExec: "true", NotifyWebhookFile: good, NotifyEnv: []string{"SLACK_CHANNEL"}}
+	n, err := c.notifier(nil)
+	if err != nil || n.Webhook != url || n.Exec != "true" || !slices.Equal(n.Env, []string{"SLACK_CHANNEL"}) {
+		t.Fatalf("notifier() = %+v, %v; want the file's URL, the exec command and the extra name", n, err)
+	}
+	if n, err := (&RunCmd{NotifyWebhook: url}).notifier(nil); err != nil || n.Webhook != url {
+		t.Fatalf("URL from the environment/flag: %+v, %v", n, err)
+	}
+	if _, err := (&RunCmd{NotifyWebhookFile: loose}).notifier(nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a 0644 webhook file: %v, want it refused", err)
+	}
+	_, err = (&RunCmd{NotifyWebhook: url, NotifyWebhookFile: good}).notifier(nil)
+	if err == nil || !strings.Contains(err.Error(), "give the webhook URL once") || strings.Contains(err.Error(), "XXXXsecret") {
+		t.Fatalf("both sources: %v, want one clear line without the URL", err)
+	}
+}
