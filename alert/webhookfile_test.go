@@ -130,4 +130,3 @@ func TestReadWebhookFile_otherUID(t *testing.T) {
 		t.Fatalf("own file: ReadWebhookFile = %q, %v", got, err)
 	}
 }
-

@@ -20,7 +20,7 @@ import (
 
 // RunCmd is the daemon.
 type RunCmd struct {
-	NotifyExec    string `env:"TOKEN_SENDER_NOTIFY_EXEC" placeholder:"CMD" help:"Run CMD (through sh -c) on refresh_failed, relogin_required, refresh_token_expiring and recovered events."`
+	NotifyExec        string   `env:"TOKEN_SENDER_NOTIFY_EXEC" placeholder:"CMD" help:"Run CMD (through sh -c) on refresh_failed, relogin_required, refresh_token_expiring and recovered events."`
 	NotifyWebhook     string   `env:"TOKEN_SENDER_NOTIFY_WEBHOOK" placeholder:"URL" help:"POST those events as JSON to URL (Slack and Discord webhooks work as they are). Set it through the environment or --notify-webhook-file: on the command line every user sees it in ps."`
 	NotifyWebhookFile string   `env:"TOKEN_SENDER_NOTIFY_WEBHOOK_FILE" placeholder:"PATH" help:"Read the webhook URL from PATH (one line; the file must be yours, mode 0600 or 0400)."`
 	NotifyEnv         []string `env:"TOKEN_SENDER_NOTIFY_ENV" placeholder:"NAME" help:"Also pass the variable NAME to --notify-exec (besides PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ and the TOKEN_SENDER_* event variables); repeatable."`
