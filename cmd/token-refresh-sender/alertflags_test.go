@@ -39,3 +39,15 @@ func TestRunCmd_notifier(t *testing.T) {
 		t.Fatalf("both sources: %v, want one clear line without the URL", err)
 	}
 }
+
+// TestRun_logLevelWarn: --log-level takes "warn" as well as "warning".
+func TestRun_logLevelWarn(t *testing.T) {
+	for _, level := range []string{"warn", "warning", "debug", "info", "error"} {
+		if code := run([]string{"--log-level", level, "version"}); code != 0 {
+			t.Errorf("--log-level %s version: exit %d, want 0", level, code)
+		}
+	}
+	if code := run([]string{"--log-level", "loud", "version"}); code != 2 {
+		t.Errorf("--log-level loud: exit %d, want 2", code)
+	}
+}

@@ -39,7 +39,7 @@ type Globals struct {
 	Socket               []string      `default:"${default_socket}" env:"TOKEN_SENDER_SOCKET" placeholder:"PATH|tcp://127.0.0.1:PORT" help:"Bot socket; repeat for several bots. Loopback TCP allowed."`
 	AllowPeerUID         []int         `name:"allow-peer-uid" env:"TOKEN_SENDER_ALLOW_PEER_UID" placeholder:"UID" help:"Also send tokens to Unix sockets served by this uid (besides this user and root); repeatable."`
 	LogFile              string        `default:"logs/token_refresh_sender.log" env:"TOKEN_SENDER_LOG_FILE" placeholder:"PATH" help:"Log file, besides stdout (empty for stdout only)."`
-	LogLevel             string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,error" help:"Log level: debug, info, warning, error."`
+	LogLevel             string        `default:"info" env:"TOKEN_SENDER_LOG_LEVEL" enum:"debug,info,warning,warn,error" help:"Log level: debug, info, warning (or warn), error."`
 	LogFormat            string        `default:"text" env:"TOKEN_SENDER_LOG_FORMAT" enum:"text,json" help:"Log line format: text (the classic lines) or json (for log shippers)."`
 	LogMaxSize           int           `default:"10" env:"TOKEN_SENDER_LOG_MAX_SIZE" placeholder:"MB" help:"Rotate the log file when it reaches this many megabytes."`
 	LogMaxBackups        int           `default:"5" env:"TOKEN_SENDER_LOG_MAX_BACKUPS" help:"Rotated log files to keep."`
