@@ -146,6 +146,10 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
+		if line := tabIndented(data); line > 0 {
+			return nil, nil, false, &configError{msg: fmt.Sprintf(
+				"app config %s: line %d: indented with a tab; YAML allows only spaces there: replace the tab with spaces", path, line), err: err}
+		}
 		msg := strings.ReplaceAll(err.Error(), "\n", " ")
 		at := ""
 		if m := yamlErr.FindStringSubmatch(msg); m != nil {
@@ -256,6 +260,19 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 		}
 	}
 	return app, warnings, fileHasSecret, nil
+}
+
+// tabIndented is the number of the first line whose indentation (or a
+// blank line) holds a tab, or 0. YAML refuses tabs there, and yaml's own
+// message names another line or none.
+func tabIndented(data []byte) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // deref follows alias nodes (bounded, in case of a cycle).

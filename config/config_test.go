@@ -79,6 +79,12 @@ func TestParse(t *testing.T) {
 				TokenURL: DefaultTokenURL, AuthorizeURL: DefaultAuthorizeURL},
 		},
 		{
+			name: "tabs after a key or before a comment are fine",
+			data: "app_key:\t" + testKey + "\t# key\napp_secret: " + testSecret + "\n",
+			want: &App{Path: "c.yaml", AppKey: testKey, AppSecret: testSecret,
+				TokenURL: DefaultTokenURL, AuthorizeURL: DefaultAuthorizeURL},
+		},
+		{
 			name: "aliases are followed",
 			data: "app_name: &n " + testKey + "\napp_key: *n\napp_secret: " + testSecret + "\n",
 			want: &App{Path: "c.yaml", AppName: testKey, AppKey: testKey, AppSecret: testSecret,
@@ -152,7 +158,22 @@ func TestParse(t *testing.T) {
 		{
 			name:    "tab indentation",
 			data:    "app_key: x\n\tapp_secret: y\n",
-			wantErr: "app config c.yaml: malformed YAML at line 2: found a tab character that violates indentation",
+			wantErr: "app config c.yaml: line 2: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
+		},
+		{
+			name:    "tab on the first line (yaml names no line)",
+			data:    "\tapp_key: x\napp_secret: y\n",
+			wantErr: "app config c.yaml: line 1: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
+		},
+		{
+			name:    "tab after spaces in a nested block (yaml names the line before)",
+			data:    "app_name: a\napp_key:\n  - b\n  \t- c\napp_secret: y\n",
+			wantErr: "app config c.yaml: line 4: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
+		},
+		{
+			name:    "a blank line holding a tab",
+			data:    "app_key: x\n \t\napp_secret: [unclosed\n",
+			wantErr: "app config c.yaml: line 2: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
 		},
 		{
 			name:    "unterminated quote",
