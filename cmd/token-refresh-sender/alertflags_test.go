@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/schwabtools/token-refresh-sender/alert"
 )
 
 func TestRunCmd_notifier(t *testing.T) {
@@ -49,5 +54,22 @@ func TestRun_logLevelWarn(t *testing.T) {
 	}
 	if code := run([]string{"--log-level", "loud", "version"}); code != 2 {
 		t.Errorf("--log-level loud: exit %d, want 2", code)
+	}
+}
+
+// TestGlobals_observe_lifetime: --refresh-token-lifetime reaches metrics,
+// the expiry warnings and the alert policy.
+func TestGlobals_observe_lifetime(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	g := &Globals{MetricsAddr: "127.0.0.1:0", RefreshTokenLifetime: 72 * time.Hour, TokenFile: filepath.Join(t.TempDir(), "t.json")}
+	o, err := g.observe(ctx, slog.New(slog.DiscardHandler), &alert.Notifier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	if o.metrics.RefreshTokenLifetime != 72*time.Hour || o.expiry.Lifetime != 72*time.Hour || o.policy.Lifetime != 72*time.Hour {
+		t.Errorf("lifetimes: metrics %v, expiry %v, policy %v; want 72h each",
+			o.metrics.RefreshTokenLifetime, o.expiry.Lifetime, o.policy.Lifetime)
 	}
 }
