@@ -358,7 +358,6 @@ func TestReceiver_Listen(t *testing.T) {
 	})
 	t.Run("bad addresses", func(t *testing.T) {
 		for _, tt := range []struct{ addr, want string }{
-			{"", "empty"},
 			{"tcp://0.0.0.0:9999", "only loopback addresses are allowed"},
 			{"tcp://:9999", "only loopback addresses are allowed"},
 			{"tcp://10.0.0.5:9999", "tokens must not leave this machine"},
@@ -372,6 +371,15 @@ func TestReceiver_Listen(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Listen(%q) error = %v, want it to contain %q", tt.addr, err, tt.want)
 			}
+		}
+	})
+	t.Run("zero Addr is the C++ receiver's default", func(t *testing.T) {
+		// Not bound for real: the path is shared with real bots.
+		if got := (&Receiver{}).addr(); got != "/tmp/bigbrother_token.sock" {
+			t.Errorf("zero Addr means %q, want /tmp/bigbrother_token.sock", got)
+		}
+		if got := (&Receiver{Addr: "/tmp/x.sock"}).addr(); got != "/tmp/x.sock" {
+			t.Errorf("Addr /tmp/x.sock means %q", got)
 		}
 	})
 	t.Run("twice", func(t *testing.T) {
