@@ -275,13 +275,11 @@ func tabIndented(data []byte) int {
 	return 0
 }
 
-// deref follows alias nodes (bounded, in case of a cycle).
+// deref follows an alias to the node it names. YAML has no alias of an
+// alias (an alias cannot carry an anchor), so one step is enough.
 func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
-		n = n.Alias
-	}
 	if n != nil && n.Kind == yaml.AliasNode {
-		return nil
+		return n.Alias
 	}
 	return n
 }

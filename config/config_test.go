@@ -358,6 +358,14 @@ func TestLoad_Errors(t *testing.T) {
 		t.Errorf("directory: err = %v, want %q", err, want)
 	}
 
+	// Exactly 1 MiB is read; one byte more is not.
+	largest := filepath.Join(dir, "largest.yaml")
+	body := "app_key: k\napp_secret: s\n#"
+	mustWriteFile(t, largest, body+strings.Repeat("x", maxFileSize-len(body)), 0o600)
+	if app, _, err := Load(largest, nil); err != nil || app.AppKey != "k" {
+		t.Errorf("a 1 MiB file: %v, %v", app, err)
+	}
+
 	big := filepath.Join(dir, "big.yaml")
 	mustWriteFile(t, big, strings.Repeat("#", maxFileSize+1), 0o600)
 	if _, _, err = Load(big, nil); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
@@ -410,6 +418,9 @@ func TestApp_Callback(t *testing.T) {
 		{url: "https://127.0.0.1", wantErr: `callback_url must include a port, for example https://127.0.0.1:8182, got "https://127.0.0.1"`},
 		{url: "https://127.0.0.1:/cb", wantErr: `callback_url must include a port, for example https://127.0.0.1:8182, got "https://127.0.0.1:/cb"`},
 		{url: "https://127.0.0.1:0", wantErr: `callback_url port must be between 1 and 65535, got "0"`},
+		{url: "https://127.0.0.1:1"},
+		{url: "https://127.0.0.1:65535"},
+		{url: "https://127.0.0.1:65536", wantErr: `callback_url port must be between 1 and 65535, got "65536"`},
 		{url: "https://127.0.0.1:70000", wantErr: `callback_url port must be between 1 and 65535, got "70000"`},
 		{url: "https://127.0.0.1:8182/#x", wantErr: `callback_url must not contain a #fragment, got "https://127.0.0.1:8182/#x"`},
 		{url: "https://me:pw@127.0.0.1:8182", wantErr: `callback_url must not contain a user name or password, got "https://me:xxxxx@127.0.0.1:8182"`},
@@ -458,11 +469,37 @@ func TestApp_String(t *testing.T) {
 	}
 }
 
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"app_key", "app_key", 0},
+		{"app_kee", "app_key", 1}, {"ap_ke", "app_key", 2}, {"app_secert", "app_secret", 1},
+		{"xapp_secertx", "app_secret", 3}, {"ab", "ba", 1}, {"abcd", "badc", 2}, {"kitten", "sitting", 3},
+		{"é", "e", 1}, {"appkey", "app_key", 1}, {"app", "app_key", 4},
+	} {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	s80 := strings.Repeat("é", 80)
+	if got := clip(s80); got != s80 {
+		t.Errorf("80 characters clipped: %q", got)
+	}
+	if got := clip(s80 + "x"); got != s80+"..." {
+		t.Errorf("81 characters: %q", got)
+	}
+}
+
 func TestSuggest(t *testing.T) {
 	tests := map[string]string{
 		"app_secert": "app_secret", "APP_KEY": "app_key", "app-key": "app_key", "appkey": "app_key",
 		"callback": "", "token-url": "token_url", "authorise_url": "authorize_url", "log_level": "",
-		"": "", strings.Repeat("x", 100): "",
+		"": "", strings.Repeat("x", 100): "", "ap_ke": "app_key", "a_ke": "", "xapp_secertx": "",
 	}
 	for in, want := range tests {
 		if got := suggest(in); got != want {
