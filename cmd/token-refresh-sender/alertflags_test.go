@@ -33,8 +33,18 @@ func TestRunCmd_notifier(t *testing.T) {
 	if err != nil || n.Webhook != url || n.Exec != "true" || !slices.Equal(n.Env, []string{"SLACK_CHANNEL"}) {
 		t.Fatalf("notifier() = %+v, %v; want the file's URL, the exec command and the extra name", n, err)
 	}
-	if n, err := (&RunCmd{NotifyWebhook: url}).notifier(nil); err != nil || n.Webhook != url {
-		t.Fatalf("URL from the environment/flag: %+v, %v", n, err)
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if n, err := (&RunCmd{NotifyWebhook: url}).notifier(log); err != nil || n.Webhook != url {
+		t.Fatalf("URL from the flag: %+v, %v", n, err)
+	}
+	if !strings.Contains(logs.String(), "visible to every user in ps") || strings.Contains(logs.String(), "XXXXsecret") {
+		t.Errorf("a webhook URL on the command line: log %q, want a warning without the URL", logs.String())
+	}
+	logs.Reset()
+	t.Setenv("TOKEN_SENDER_NOTIFY_WEBHOOK", url)
+	if n, err := (&RunCmd{NotifyWebhook: url}).notifier(log); err != nil || n.Webhook != url || logs.Len() != 0 {
+		t.Fatalf("URL from the environment: %+v, %v, log %q", n, err, logs.String())
 	}
 	if _, err := (&RunCmd{NotifyWebhookFile: loose}).notifier(nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a 0644 webhook file: %v, want it refused", err)

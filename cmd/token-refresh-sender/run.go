@@ -29,6 +29,9 @@ type RunCmd struct {
 // notifier builds the alert hooks from the flags.
 func (c *RunCmd) notifier(log *slog.Logger) (*alert.Notifier, error) {
 	n := &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook, Env: c.NotifyEnv, Logger: log}
+	if c.NotifyWebhook != "" && os.Getenv("TOKEN_SENDER_NOTIFY_WEBHOOK") != c.NotifyWebhook && log != nil {
+		log.Warn("--notify-webhook on the command line is visible to every user in ps; set TOKEN_SENDER_NOTIFY_WEBHOOK or use --notify-webhook-file instead")
+	}
 	if c.NotifyWebhookFile != "" {
 		if c.NotifyWebhook != "" {
 			return nil, errors.New("--notify-webhook and --notify-webhook-file: give the webhook URL once, preferably in the file")
