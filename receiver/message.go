@@ -158,10 +158,12 @@ func secondsField(fields map[string]json.RawMessage, name string) (int64, error)
 	sec, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(string(raw), 64)
-		if ferr != nil || f <= 0 || f >= maxExpiresAt {
+		if ferr != nil {
 			return 0, invalid("field %q is out of range", name)
 		}
-		sec = int64(math.Floor(f))
+		// Clamped before the conversion, which is undefined beyond int64;
+		// the range check below then refuses what was clamped.
+		sec = int64(math.Floor(max(0, min(f, maxExpiresAt))))
 	}
 	if sec <= 0 || sec >= maxExpiresAt {
 		return 0, invalid("field %q is out of range", name)

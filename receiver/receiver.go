@@ -351,9 +351,7 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 			answer = "OK"
 		}
 	}
-	if len(answer) > maxAnswer {
-		answer = answer[:maxAnswer]
-	}
+	answer = answer[:min(len(answer), maxAnswer)]
 	c.SetWriteDeadline(time.Now().Add(timeout))
 	c.Write([]byte(answer))
 }
