@@ -307,7 +307,7 @@ func checkEnvName(name string) error {
 // hookEnv is the exec hook's environment: the allowed variables of env
 // (the daemon's), then the notification's variables.
 func hookEnv(env, extra []string, ev Notification) []string {
-	out := make([]string, 0, len(baseEnv)+len(extra)+3)
+	var out []string
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		if allowed(name, extra) {
