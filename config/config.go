@@ -164,7 +164,7 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 	values := map[string]string{}
 	lines := map[string]int{}
 	var unknown []*yaml.Node // keys not in knownKeys
-	if root := deref(&doc); root != nil && root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+	if root := deref(&doc); root != nil && root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		top := deref(root.Content[0])
 		switch {
 		case top == nil || top.Kind == yaml.ScalarNode && top.Tag == "!!null":
@@ -172,7 +172,7 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 		case top.Kind != yaml.MappingNode:
 			return nil, nil, false, fail(top.Line, "the top level must be key: value lines (such as app_key: ...), got %s", kindName(top))
 		default:
-			for i := 0; i+1 < len(top.Content); i += 2 {
+			for i := 0; i < len(top.Content); i += 2 { // key, value, key, value ...
 				k, v := deref(top.Content[i]), deref(top.Content[i+1])
 				if k == nil || k.Kind != yaml.ScalarNode {
 					return nil, nil, false, fail(top.Content[i].Line, "keys must be plain names such as app_key, got %s", kindName(k))
