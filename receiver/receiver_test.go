@@ -365,6 +365,8 @@ func TestReceiver_Listen(t *testing.T) {
 			{"tcp://127.0.0.1:70000", "must be a number from 0 to 65535"},
 			{"udp://127.0.0.1:9", `unsupported scheme "udp"`},
 			{"/tmp/" + strings.Repeat("x", 103), "limited to 107 bytes, this one has 108"},
+			{"\x00/tmp/x.sock", "cannot contain a NUL byte"},
+			{"/tmp/x\x00.sock", "cannot contain a NUL byte"},
 			{"@abstract", "abstract Unix sockets"},
 		} {
 			err := (&Receiver{Addr: tt.addr}).Listen()
@@ -372,6 +374,15 @@ func TestReceiver_Listen(t *testing.T) {
 				t.Errorf("Listen(%q) error = %v, want it to contain %q", tt.addr, err, tt.want)
 			}
 		}
+	})
+	t.Run("longest path", func(t *testing.T) {
+		dir := shortDir(t)
+		path := dir + "/" + strings.Repeat("s", 107-len(dir)-1)
+		r := &Receiver{Addr: path}
+		if err := r.Listen(); err != nil {
+			t.Fatalf("Listen on a 107-byte path: %v", err)
+		}
+		r.Close()
 	})
 	t.Run("zero Addr is the C++ receiver's default", func(t *testing.T) {
 		// Not bound for real: the path is shared with real bots.
