@@ -209,6 +209,13 @@ func TestExampleBot_withSender(t *testing.T) {
 			wantLine:   "example_bot: rejected message: not valid JSON (syntax error at byte ",
 		},
 		{
+			name:       "unknown key nested too deep",
+			payload:    []byte(`{"access_token": "I0.cpp-deep-access-0123456789@", "refresh_token": "r", "expires_at": ` + strconv.FormatInt(exp, 10) + `, "new": ` + strings.Repeat("[", 33) + strings.Repeat("]", 33) + `}`),
+			secret:     "I0.cpp-deep-access-0123456789@",
+			wantAnswer: "ERROR: not valid JSON: an unknown field nests more than",
+			wantLine:   "example_bot: rejected message: not valid JSON: an unknown field nests more than 32 levels deep",
+		},
+		{
 			name:       "oversized",
 			payload:    tokensender.Message{AccessToken: "I0.cpp-big-" + strings.Repeat("A", 8192), RefreshToken: "cpp-big-refresh@", ExpiresAt: exp}.Wire(),
 			secret:     "I0.cpp-big-" + strings.Repeat("A", 8192),
@@ -236,8 +243,8 @@ func TestExampleBot_withSender(t *testing.T) {
 			ExpiresAt: time.Unix(exp, 0)}
 		secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
 		payload := fmt.Sprintf(`{"version": 2, "access_token": %q, "token_type": "Bearer", "refresh_token": %q, `+
-			`"expires_at": %d, "extra": {"scopes": ["api", "x"], "ttl": -1.5e3, "ok": true, "none": null, "u": "é"}}`,
-			tok.AccessToken, tok.RefreshToken, exp)
+			`"expires_at": %d, "extra": {"scopes": ["api", "x"], "ttl": -1.5e3, "ok": true, "none": null, "u": "é\\u00e9"}, "deep": %s%s}`,
+			tok.AccessToken, tok.RefreshToken, exp, strings.Repeat("[", 32), strings.Repeat("]", 32))
 		if answer := sendRaw(t, sock, []byte(payload)); answer != "OK" {
 			t.Fatalf("answer = %q, want OK", answer)
 		}
