@@ -243,7 +243,7 @@ func TestExampleBot_withSender(t *testing.T) {
 			ExpiresAt: time.Unix(exp, 0)}
 		secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
 		payload := fmt.Sprintf(`{"version": 2, "access_token": %q, "token_type": "Bearer", "refresh_token": %q, `+
-			`"expires_at": %d, "extra": {"scopes": ["api", "x"], "ttl": -1.5e3, "ok": true, "none": null, "u": "é\\u00e9"}, "deep": %s%s}`,
+			`"expires_at": %d, "extra": {"scopes": ["api", "x"], "ttl": -1.5e3, "ok": true, "none": null, "u": "é\u00e9"}, "deep": %s%s}`,
 			tok.AccessToken, tok.RefreshToken, exp, strings.Repeat("[", 32), strings.Repeat("]", 32))
 		if answer := sendRaw(t, sock, []byte(payload)); answer != "OK" {
 			t.Fatalf("answer = %q, want OK", answer)
