@@ -453,11 +453,16 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// unwrapOp drops net.OpError's "read unix a->b:" prefix, keeping the cause.
+// unwrapOp drops net.OpError's "read unix a->b:" prefix and the system
+// call's name, keeping the cause ("connection reset by peer").
 func unwrapOp(err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Err != nil {
-		return op.Err
+		err = op.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se.Err
 	}
 	return err
 }

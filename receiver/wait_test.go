@@ -227,3 +227,31 @@ func TestReceiver_Serve_acceptErrors(t *testing.T) {
 		t.Errorf("socket file left after Serve failed: %v", statErr)
 	}
 }
+
+// TestReceiver_Serve_readError: a sender that resets the connection is this
+// connection's failure, not a rejected message: it goes to OnError, as one
+// line without the socket addresses.
+func TestReceiver_Serve_readError(t *testing.T) {
+	reported := make(chan error, 8)
+	r := &Receiver{Addr: "tcp://127.0.0.1:0",
+		OnReject: func(err error) { reported <- fmt.Errorf("OnReject: %w", err) },
+		OnError:  func(err error) { reported <- err },
+	}
+	mustServe(t, r)
+	c := dialAddr(t, r.BoundAddr()).(*net.TCPConn)
+	if _, err := c.Write([]byte(`{"access_token": "`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetLinger(0); err != nil { // Close sends a reset
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case err := <-reported:
+		if err.Error() != "receive token: read: connection reset by peer" {
+			t.Fatalf("reported %q, want the read error in OnError", err)
+		}
+	case <-t.Context().Done():
+		t.Fatal("nothing reported")
+	}
+}
