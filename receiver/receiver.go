@@ -453,16 +453,12 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// unwrapOp drops net.OpError's "read unix a->b:" prefix and the system
-// call's name, keeping the cause ("connection reset by peer").
+// unwrapOp is a socket error's cause alone ("connection reset by peer"),
+// without net.OpError's "read unix a->b:" and the system call's name.
 func unwrapOp(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		err = op.Err
-	}
 	var se *os.SyscallError
 	if errors.As(err, &se) {
-		err = se.Err
+		return se.Err
 	}
 	return err
 }
