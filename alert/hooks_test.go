@@ -185,8 +185,9 @@ func TestNotifier_Notify_execEnviron(t *testing.T) {
 		"MALFORMED", "=empty-name",
 	}
 	n := &alert.Notifier{
-		Exec:    "env > " + shellQuote(out),
-		Env:     []string{"EXTRA_ONE", "EXTRA_TWO", "NOT_SET"},
+		Exec: "env > " + shellQuote(out),
+		// Named credentials stay out even when Validate was not called.
+		Env:     []string{"EXTRA_ONE", "EXTRA_TWO", "NOT_SET", "SCHWAB_APP_SECRET", "TOKEN_SENDER_NOTIFY_WEBHOOK", "TOKEN_SENDER_CONFIG"},
 		Environ: func() []string { return daemonEnv },
 	}
 	n.Notify(alert.Notification{Event: alert.EventRecovered, Message: "back"})
