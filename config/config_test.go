@@ -124,6 +124,11 @@ func TestParse(t *testing.T) {
 			wantErr: "app config c.yaml: app_key is missing or empty; set it to your Schwab app key (or set SCHWAB_APP_KEY)",
 		},
 		{
+			name:    "an empty document (---) or a null",
+			data:    "---\n~\n",
+			wantErr: "app config c.yaml: app_key is missing or empty; set it to your Schwab app key (or set SCHWAB_APP_KEY)",
+		},
+		{
 			name:    "only comments",
 			data:    "# nothing\n",
 			wantErr: "app config c.yaml: app_key is missing or empty; set it to your Schwab app key (or set SCHWAB_APP_KEY)",
