@@ -16,6 +16,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 )
 
 func TestToken_redacted(t *testing.T) {
@@ -77,9 +78,14 @@ func TestReceiver_Wait(t *testing.T) {
 		}
 		got <- tok
 	}()
-	mustSend(t, r.BoundAddr(), wire("first-access-token", exp))
-	if tok := <-got; tok.AccessToken != "first-access-token" || tok.ExpiresAt.Unix() != exp {
-		t.Fatalf("first Wait = %+v", tok.AccessToken)
+	mustAccept(t, r, wire("first-access-token", exp))
+	select {
+	case tok := <-got:
+		if tok.AccessToken != "first-access-token" || tok.ExpiresAt.Unix() != exp {
+			t.Fatalf("first Wait = %+v", tok.AccessToken)
+		}
+	case <-time.After(testproc.WaitLimit): // a safety net, not a timing assertion
+		t.Fatal("Wait did not return the token")
 	}
 
 	// Returned once: the next Wait blocks until a newer token.
@@ -89,8 +95,8 @@ func TestReceiver_Wait(t *testing.T) {
 
 	// Two tokens arrive while nobody waits: the next Wait returns the
 	// latest at once, then blocks again. Rejected messages do not count.
-	mustSend(t, r.BoundAddr(), wire("second-access-token", exp))
-	mustSend(t, r.BoundAddr(), wire("third-access-token", exp+1))
+	mustAccept(t, r, wire("second-access-token", exp))
+	mustAccept(t, r, wire("third-access-token", exp+1))
 	mustSend(t, r.BoundAddr(), []byte("garbage"))
 	if tok, err := r.Wait(t.Context()); err != nil || tok.AccessToken != "third-access-token" {
 		t.Fatalf("Wait after two tokens = %v, %v; want the third", tok.AccessToken, err)
@@ -102,13 +108,21 @@ func TestReceiver_Wait(t *testing.T) {
 	}
 }
 
+// mustAccept sends payload and fails the test unless the answer is OK.
+func mustAccept(tb testing.TB, r *Receiver, payload []byte) {
+	tb.Helper()
+	if answer := mustSend(tb, r.BoundAddr(), payload); answer != "OK" {
+		tb.Fatalf("answer %q, want OK", answer)
+	}
+}
+
 // TestReceiver_Wait_alreadyArrived: the first Wait returns a token that came
 // before it was called.
 func TestReceiver_Wait_alreadyArrived(t *testing.T) {
 	var onToken []string
 	r := &Receiver{OnToken: func(tok Token) { onToken = append(onToken, tok.AccessToken) }}
 	serveWith(t, r)
-	mustSend(t, r.BoundAddr(), wire("early-access-token", testNow.Unix()+60))
+	mustAccept(t, r, wire("early-access-token", testNow.Unix()+60))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel() // must not block, must not need ctx
 	if tok, err := r.Wait(ctx); err != nil || tok.AccessToken != "early-access-token" {
@@ -251,7 +265,7 @@ func TestReceiver_Serve_readError(t *testing.T) {
 		if err.Error() != "receive token: read: connection reset by peer" {
 			t.Fatalf("reported %q, want the read error in OnError", err)
 		}
-	case <-t.Context().Done():
+	case <-time.After(testproc.WaitLimit): // a safety net, not a timing assertion
 		t.Fatal("nothing reported")
 	}
 }
