@@ -71,8 +71,10 @@ func TestReceiver_Wait(t *testing.T) {
 
 	// A Wait already blocked gets the first token.
 	got := make(chan Token, 1)
+	limited, cancelLimited := context.WithTimeout(t.Context(), testproc.WaitLimit) // a safety net
+	defer cancelLimited()
 	go func() {
-		tok, err := r.Wait(t.Context())
+		tok, err := r.Wait(limited)
 		if err != nil {
 			t.Error(err)
 		}
@@ -98,7 +100,7 @@ func TestReceiver_Wait(t *testing.T) {
 	mustAccept(t, r, wire("second-access-token", exp))
 	mustAccept(t, r, wire("third-access-token", exp+1))
 	mustSend(t, r.BoundAddr(), []byte("garbage"))
-	if tok, err := r.Wait(t.Context()); err != nil || tok.AccessToken != "third-access-token" {
+	if tok, err := r.Wait(ctx); err != nil || tok.AccessToken != "third-access-token" { // ctx is cancelled: must not block
 		t.Fatalf("Wait after two tokens = %v, %v; want the third", tok.AccessToken, err)
 	}
 	ctx2, cancel2 := context.WithCancel(t.Context())
