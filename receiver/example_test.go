@@ -51,6 +51,10 @@ func Example() {
 	answer, _ := io.ReadAll(c)
 	c.Close()
 
+	fmt.Printf("answer: %s\n", answer)
+	if string(answer) != "OK" {
+		return
+	}
 	// The bot's token loop: Wait returns the first token, then each newer one.
 	waitCtx, stopWaiting := context.WithTimeout(ctx, time.Minute)
 	defer stopWaiting()
@@ -59,7 +63,6 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Printf("answer: %s\n", answer)
 	fmt.Println("token:", t) // redacted
 	fmt.Println("expires at:", t.ExpiresAt.UTC())
 
