@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -310,7 +313,8 @@ func TestRun_schwabPyInPlaceWritesWhileRefreshing(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
-	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", b.path)...)
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
+	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", b.path, "--metrics-addr", metricsAddr)...)
 	p.WaitFor("Next refresh at", 1)
 	if code, first := statusLine(t, s); code != 1 || !strings.HasPrefix(first, statusExpiresIn) {
 		t.Errorf("status before schwab-py writes: exit %d %q, want 1 %q...", code, first, statusExpiresIn)
@@ -336,6 +340,11 @@ func TestRun_schwabPyInPlaceWritesWhileRefreshing(t *testing.T) {
 			if code != 1 || !(strings.HasPrefix(first, statusExpiresIn) || strings.HasPrefix(first, statusAgeUnknown)) {
 				t.Errorf("status during schwab-py writes: exit %d %q, want 1 with the expiry or the unknown age", code, first)
 			}
+			// Scripts get a whole access token, never an error, mid-write.
+			stdout, stderr, code := runToEnd(t, nil, s.args("token")...)
+			if got := strings.TrimSuffix(stdout, "\n"); code != 0 || !s.fake.ValidAccessToken(got) {
+				t.Errorf("token during schwab-py writes: exit %d, a valid access token %v; stderr: %s", code, s.fake.ValidAccessToken(got), stderr)
+			}
 		}
 	}
 	w.waitWrites(15*refreshes + 10)
@@ -344,6 +353,11 @@ func TestRun_schwabPyInPlaceWritesWhileRefreshing(t *testing.T) {
 	// schwab-py wrote last: the login time is gone until the daemon saves.
 	if _, ok := loginTime(t, s.tokenFile); ok {
 		t.Fatal("the schwab-py style write kept refresh_token_issued_at")
+	}
+	// The daemon still knows it: the expiry metric stays.
+	expires := loggedIn.Add(7 * 24 * time.Hour).Unix()
+	if got, ok := refreshExpiryMetric(t, metricsAddr); !ok || got != expires {
+		t.Errorf("refresh-token expiry metric = %d (present %v), want %d", got, ok, expires)
 	}
 	if code, first := statusLine(t, s); code != 1 || !strings.HasPrefix(first, statusAgeUnknown) ||
 		!strings.Contains(first, "run token-refresh-sender login, or let the running daemon see the next login") {
@@ -520,6 +534,22 @@ func TestRun_daemonNeverWritesTornFile(t *testing.T) {
 		t.Errorf("the reader made only %d reads during %d refreshes", reads, refreshes)
 	}
 	assertQuietLog(t, p)
+}
+
+// refreshExpiryMetric scrapes the refresh token's expiry from /metrics.
+func refreshExpiryMetric(t *testing.T, addr string) (int64, bool) {
+	t.Helper()
+	const name = "token_sender_refresh_token_expiry_timestamp_seconds "
+	for _, l := range strings.Split(get(t, "http://"+addr+"/metrics", http.StatusOK), "\n") {
+		if v, ok := strings.CutPrefix(l, name); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s%s: %v", name, v, err)
+			}
+			return int64(f), true
+		}
+	}
+	return 0, false
 }
 
 // redactAll shortens every token in a token file's text for a failure
