@@ -169,11 +169,12 @@ func (s *Store) write(d *Document) error {
 }
 
 // load reads and parses path, re-reading a file that does not parse after
-// each of tornRetries. A file that stays bad gives Parse's error when its
-// content never changed, and an ErrInProgress error when it kept changing
-// (someone is writing it: no login advice for that).
+// each of tornRetries. A file that stays bad gives Parse's error when it
+// was never rewritten (same content, inode and modification time), and an
+// ErrInProgress error when it was (someone is writing it: no login advice
+// for that).
 func load(ctx context.Context, path string, sleep func(context.Context, time.Duration) error) (*Document, error) {
-	data, err := readFile(path)
+	data, fi, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -186,12 +187,14 @@ func load(ctx context.Context, path string, sleep func(context.Context, time.Dur
 		if sleep(ctx, pause) != nil {
 			break
 		}
-		next, err := readFile(path)
+		next, nextFi, err := readFile(path)
 		if err != nil {
 			return nil, err
 		}
-		changed = changed || !bytes.Equal(next, data)
-		data = next
+		// A writer that keeps rewriting the same content can leave the
+		// same cut-off bytes at every read: the file's times tell.
+		changed = changed || !bytes.Equal(next, data) || rewritten(fi, nextFi)
+		data, fi = next, nextFi
 		d, perr = Parse(path, data)
 	}
 	if perr != nil && changed {

@@ -184,6 +184,65 @@ func TestStore_Load_tornReads(t *testing.T) {
 	}
 }
 
+// TestStore_Load_rewrittenWithSameBytes: a writer that keeps rewriting the
+// same content can leave the same cut-off bytes at every re-read. That is
+// a file mid-write (no login advice), told by its modification time or a
+// new inode; a file left cut off, untouched, keeps Parse's error.
+func TestStore_Load_rewrittenWithSameBytes(t *testing.T) {
+	cut := validDoc[:20]
+	base := time.Unix(1762990000, 0)
+	tests := []struct {
+		name    string
+		rewrite func(t *testing.T, path string, n int) // at the n-th pause
+		wantIs  error
+		advice  bool
+	}{
+		{name: "rewritten in place: newer modification time", wantIs: ErrInProgress,
+			rewrite: func(t *testing.T, path string, n int) {
+				mustWriteFile(t, path, cut, 0o600)
+				mustChtimes(t, path, base.Add(time.Duration(n+1)*time.Millisecond))
+			}},
+		{name: "replaced by rename: same time, new inode", wantIs: ErrInProgress,
+			rewrite: func(t *testing.T, path string, n int) {
+				tmp := path + ".new"
+				mustWriteFile(t, tmp, cut, 0o600)
+				mustChtimes(t, tmp, base)
+				if err := os.Rename(tmp, path); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "untouched: the error, with its advice", wantIs: ErrInvalid, advice: true,
+			rewrite: func(*testing.T, string, int) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			mustWriteFile(t, path, cut, 0o600)
+			mustChtimes(t, path, base)
+			n := 0
+			s := &Store{Path: path, sleep: func(context.Context, time.Duration) error {
+				tt.rewrite(t, path, n)
+				n++
+				return nil
+			}}
+			_, err := s.Load(context.Background())
+			if !errors.Is(err, tt.wantIs) {
+				t.Fatalf("err = %v, want it to match %v", err, tt.wantIs)
+			}
+			if got := strings.Contains(err.Error(), "run token-refresh-sender login"); got != tt.advice {
+				t.Errorf("login advice %v, want %v: %v", got, tt.advice, err)
+			}
+		})
+	}
+}
+
+func mustChtimes(t *testing.T, path string, mtime time.Time) {
+	t.Helper()
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStore_Load_cancelledWhileRetrying(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
 	mustWriteFile(t, path, "", 0o600)

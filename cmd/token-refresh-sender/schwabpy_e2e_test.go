@@ -568,3 +568,41 @@ func redactAll(data []byte) string {
 	}
 	return out
 }
+
+// A writer far busier than schwab-py (torn 15 ms of every 16-19, for
+// seconds) can keep the file from ever being whole while it is re-read:
+// the daemon may say so, but never advises a login for a file that is
+// merely being written, even when every re-read catches the same cut-off
+// bytes (the writer rewrites the same token).
+func TestRun_busyWriterNeverGetsLoginAdvice(t *testing.T) {
+	s := newSandbox(t)
+	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"))...)
+	p.WaitFor("Next refresh at", 1)
+	w := startSchwabPy(t, s.tokenFile, s.login, 15*time.Millisecond, between(time.Millisecond, 4*time.Millisecond))
+	const refreshes = 5
+	for i := 1; i <= refreshes; i++ {
+		w.waitWrites(40 * i)
+		p.Signal(syscall.SIGUSR1)
+		p.WaitFor("Next refresh at", 1+i)
+		// A login is advised only in the warning about the refresh
+		// token's age (exit 1), never about reading the file (exit 3).
+		stdout, _, code := runToEnd(t, nil, s.args("status")...)
+		if strings.Contains(stdout, "run token-refresh-sender login") && code != 1 {
+			t.Errorf("status advised a login for a file being written (exit %d):\n%s", code, stdout)
+		}
+	}
+	w.halt()
+	p.Signal(syscall.SIGINT)
+	if code := p.Wait(); code != 0 {
+		t.Errorf("daemon exit %d, want 0", code)
+	}
+	for _, l := range p.Output() {
+		if strings.Contains(l, "ERROR") && strings.Contains(l, "login") {
+			t.Errorf("the daemon advised a login for a file being written:\n%s", l)
+		}
+	}
+	t.Logf("%d writes; the daemon said %d time(s) that the file kept changing", w.writes(), p.Count("kept rewriting"))
+	if st := s.fake.Stats(); st.Refreshes != refreshes+1 || st.Rejected != 0 {
+		t.Errorf("fake Schwab saw %d refreshes (%d rejected), want %d", st.Refreshes, st.Rejected, refreshes+1)
+	}
+}
