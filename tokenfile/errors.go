@@ -21,6 +21,13 @@ var ErrInvalid = errors.New("invalid token file")
 // token.refresh_token): only a login can give it one.
 var ErrNoRefreshToken = errors.New("token file has no refresh token")
 
+// ErrNewLogin is matched (errors.Is) by the error Update and
+// UpdateDocument return when another program, which does not take the
+// lock (schwab-py), wrote a different refresh token into the file while fn
+// ran: a new login. The file is left as that program wrote it, so the
+// login is not lost; the caller should take up the new refresh token.
+var ErrNewLogin = errors.New("token file has a new refresh token")
+
 // ErrLock is matched (errors.Is) by every error about the lock: a lock or
 // pid file that is not a private regular file, one that cannot be opened,
 // and a wait for the lock that ran out. Such errors also have a method

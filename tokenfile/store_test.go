@@ -262,6 +262,65 @@ func TestStore_Load_fileGoneWhileRetrying(t *testing.T) {
 	}
 }
 
+// TestStore_Update_foreignWriteMeanwhile: a program that does not take the
+// lock (schwab-py) writes the file in place while fn runs. A new refresh
+// token (a login) is left in place; anything else is replaced.
+func TestStore_Update_foreignWriteMeanwhile(t *testing.T) {
+	login := strings.Replace(validDoc, `"R-old"`, `"R-login"`, 1)
+	sameRefresh := strings.Replace(validDoc, `"A-old"`, `"A-theirs"`, 1)
+	tests := []struct {
+		name     string
+		theirs   string // written in place while fn runs
+		wantFile string // "" = fn's token
+		wantErr  error
+	}{
+		{name: "a new login: left in place", theirs: login, wantFile: login, wantErr: ErrNewLogin},
+		{name: "the same refresh token: replaced", theirs: sameRefresh},
+		{name: "left cut off: replaced", theirs: validDoc[:20]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			mustWriteFile(t, path, validDoc, 0o600)
+			s := &Store{Path: path, sleep: func(context.Context, time.Duration) error { return nil }}
+			fresh := tokensender.Token{AccessToken: "A-new", RefreshToken: "R-old", ExpiresIn: 1800}
+			tok, err := s.Update(context.Background(), func(tokensender.Token) (tokensender.Token, error) {
+				f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.WriteString(tt.theirs); err != nil {
+					t.Fatal(err)
+				}
+				return fresh, nil
+			})
+			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tok.AccessToken != "A-new" {
+				t.Errorf("Update returned %+v, want fn's token", tok)
+			}
+			data, rerr := os.ReadFile(path)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if tt.wantFile != "" {
+				if string(data) != tt.wantFile {
+					t.Errorf("file = %s\nwant theirs, untouched: %s", data, tt.wantFile)
+				}
+				if want := "token file " + path + ": another program wrote a new refresh token into it meanwhile (a new login); left as it is, so that login is kept"; err.Error() != want {
+					t.Errorf("err = %v\nwant %s", err, want)
+				}
+				return
+			}
+			if d, perr := Parse(path, data); perr != nil || d.Token().AccessToken != "A-new" {
+				t.Errorf("file does not hold fn's token (%v): %s", perr, data)
+			}
+		})
+	}
+}
+
 func TestStore_UpdateDocument(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
 	mustWriteFile(t, path, validDoc, 0o600)

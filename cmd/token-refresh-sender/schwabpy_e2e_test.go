@@ -24,6 +24,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/fakeschwab"
 	"github.com/schwabtools/token-refresh-sender/internal/testkit"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
@@ -604,5 +605,46 @@ func TestRun_busyWriterNeverGetsLoginAdvice(t *testing.T) {
 	t.Logf("%d writes; the daemon said %d time(s) that the file kept changing", w.writes(), p.Count("kept rewriting"))
 	if st := s.fake.Stats(); st.Refreshes != refreshes+1 || st.Rejected != 0 {
 		t.Errorf("fake Schwab saw %d refreshes (%d rejected), want %d", st.Refreshes, st.Rejected, refreshes+1)
+	}
+}
+
+// schwab-py does not take the lock, so it can write a new login while the
+// daemon's refresh is on its way to Schwab, after the daemon read the
+// file. The daemon's save must not wipe that login out: the file keeps
+// the new refresh token, and the daemon takes it up as a new login.
+func TestRun_newLoginWrittenDuringRefreshIsNotOverwritten(t *testing.T) {
+	s := newSandbox(t)
+	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("run", "--socket", filepath.Join(s.dir, "none.sock"))...)
+	p.WaitFor("Next refresh at", 1)
+	// The next refresh is answered after a second, by which time the
+	// daemon has read the file under its lock.
+	s.fake.Inject(fakeschwab.FaultLatency(time.Second))
+	requests := s.fake.Stats().TokenRequests
+	p.Signal(syscall.SIGUSR1)
+	for deadline := time.Now().Add(testproc.WaitLimit); s.fake.Stats().TokenRequests == requests; {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon's refresh never reached fake Schwab")
+		}
+		time.Sleep(5 * time.Millisecond) // polling fake Schwab's counter
+	}
+	// The login Schwab answered after the daemon's refresh: the fake would
+	// refuse the daemon's old refresh token at once, so the new login's
+	// refresh token is one it never issued (the daemon's refresh with it
+	// is refused later; what matters here is that it is not lost).
+	login := s.login
+	login.RefreshToken = "new-login-refresh-token-0123456789abcdef@"
+	w := startSchwabPy(t, s.tokenFile, login, 0, func() time.Duration { return time.Hour })
+	w.waitWrites(1)
+	w.halt()
+	p.WaitFor("Next refresh at", 2)
+	p.WaitFor(newLoginLine, 1)
+	p.Signal(syscall.SIGINT)
+	p.Wait()
+	if p.Count("another program wrote a new refresh token into it meanwhile (a new login); left as it is") != 1 {
+		t.Errorf("the daemon did not say why it left the file:\n%s", p.Text())
+	}
+	if got := mustToken(t, s.tokenFile).RefreshToken; got != login.RefreshToken {
+		t.Errorf("the daemon's save overwrote the new login written during its refresh: the file holds refresh token %s, want %s",
+			tokensender.Redact(got), tokensender.Redact(login.RefreshToken))
 	}
 }
