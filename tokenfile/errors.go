@@ -56,6 +56,11 @@ func (e *fileError) Unwrap() error { return e.err }
 // lock file itself) rather than the token file's content.
 func (e *fileError) LockFailed() bool { return e.kind == ErrLock }
 
+// NewLogin reports whether the error is ErrNewLogin: not a failure, but a
+// save skipped so that another program's new login is kept (for packages
+// that do not import this one).
+func (e *fileError) NewLogin() bool { return e.kind == ErrNewLogin }
+
 // reason is the short cause of an OS error ("permission denied", "no space
 // left on device") without the operation and path that the message already
 // names.

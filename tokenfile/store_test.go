@@ -236,6 +236,16 @@ func TestStore_Load_rewrittenWithSameBytes(t *testing.T) {
 	}
 }
 
+func TestFileError_NewLogin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	mustWriteFile(t, path, "", 0o600)
+	_, err := Load(path)
+	var nl interface{ NewLogin() bool }
+	if !errors.As(err, &nl) || nl.NewLogin() {
+		t.Errorf("an empty file's error says NewLogin: %v", err)
+	}
+}
+
 func mustChtimes(t *testing.T, path string, mtime time.Time) {
 	t.Helper()
 	if err := os.Chtimes(path, mtime, mtime); err != nil {
@@ -311,6 +321,11 @@ func TestStore_Update_foreignWriteMeanwhile(t *testing.T) {
 				}
 				if want := "token file " + path + ": another program wrote a new refresh token into it meanwhile (a new login); left as it is, so that login is kept"; err.Error() != want {
 					t.Errorf("err = %v\nwant %s", err, want)
+				}
+				// The daemon, which does not import this package, tells it so.
+				var nl interface{ NewLogin() bool }
+				if !errors.As(err, &nl) || !nl.NewLogin() {
+					t.Errorf("err has no NewLogin() true: %v", err)
 				}
 				return
 			}

@@ -640,7 +640,7 @@ func TestRun_newLoginWrittenDuringRefreshIsNotOverwritten(t *testing.T) {
 	p.WaitFor(newLoginLine, 1)
 	p.Signal(syscall.SIGINT)
 	p.Wait()
-	if p.Count("another program wrote a new refresh token into it meanwhile (a new login); left as it is") != 1 {
+	if p.Count("WARNING: token file "+s.tokenFile+": another program wrote a new refresh token into it meanwhile (a new login); left as it is") != 1 {
 		t.Errorf("the daemon did not say why it left the file:\n%s", p.Text())
 	}
 	if got := mustToken(t, s.tokenFile).RefreshToken; got != login.RefreshToken {
