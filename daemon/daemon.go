@@ -36,8 +36,10 @@ type Store interface {
 	// atomically (creation_timestamp = the store's now). If fn fails,
 	// nothing is written and Update returns (zero Token, fn's error
 	// unchanged). If fn succeeds but the write fails, Update returns (fn's
-	// token, non-nil error): refreshed but not saved. If the lock cannot be
-	// taken or the file cannot be read, fn is not called.
+	// token, non-nil error): refreshed but not saved; when that error has
+	// a method NewLogin() bool returning true, the save was skipped to
+	// keep a new login another program wrote meanwhile. If the lock cannot
+	// be taken or the file cannot be read, fn is not called.
 	Update(ctx context.Context, fn func(current tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error)
 }
 
