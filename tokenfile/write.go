@@ -242,3 +242,13 @@ func CleanStaleTemps(path string) (removed []string, err error) {
 	}
 	return removed, errors.Join(errs...)
 }
+
+// CheckWriteTarget reports, without writing anything, whether a write to
+// the token file at path would be refused because path is a symbolic link
+// to a file (or into a directory) of another user, or names something
+// other than a regular file. `login` calls it before the browser flow, so
+// that Schwab's new tokens are never issued only to be refused.
+func CheckWriteTarget(path string) error {
+	_, err := writeTarget(path, os.Geteuid())
+	return err
+}

@@ -34,6 +34,12 @@ func (c *LoginCmd) Run(g *Globals, pr *process) error {
 	defer s.close()
 	log := s.log
 	g.warnPermissions(log)
+	// Refuse another user's symlink before Schwab issues tokens that
+	// could then not be saved.
+	if err := tokenfile.CheckWriteTarget(g.TokenFile); err != nil {
+		log.Error("Login refused: " + err.Error())
+		return exitCode(1)
+	}
 	app, err := g.loadApp(log)
 	if err != nil {
 		return err
