@@ -60,37 +60,46 @@ func TestAttack_anotherUserHoldsTheLock(t *testing.T) {
 }
 
 // Item 5, our own side: another process of this user (here the test
-// itself) holds the 0600 lock. `refresh` says at once that it waits, for
-// how long and for which pid, and carries on as soon as the lock is free.
-// (There is no --lock-wait flag: the bound, tokenfile.DefaultLockWait, is
-// 30 s, so the give-up itself is pinned in package tokenfile, by
-// TestLocker_boundedWaitNamesHolder, not here.)
-func TestRefresh_waitsForOurOwnLockNamingTheHolder(t *testing.T) {
-	s := newSandbox(t)
-	lock := s.tokenFile + ".lock"
-	f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
-	p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args("refresh", "--socket", b.path)...)
-	want := "INFO: Token file " + s.tokenFile + ": waiting up to 30s for lock " + lock + ", held by pid " + strconv.Itoa(os.Getpid())
-	p.WaitFor(want, 1)
-	if n := s.fake.Stats().TokenRequests; n != 0 {
-		t.Errorf("refreshed while another process held the lock (%d requests)", n)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.Wait(); code != 0 || len(b.received()) != 1 {
-		t.Errorf("refresh after the lock was freed: exit %d, bot got %d:\n%s", code, len(b.received()), p.Text())
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(lock, &st); err != nil || st.Mode&0o777 != 0o600 {
-		t.Errorf("lock file mode %o (%v), want 0600", st.Mode&0o777, err)
+// itself) holds the 0600 lock. `refresh`, and `run` at start-up, say at
+// once that they wait, for how long and for which pid, and carry on as
+// soon as the lock is free. (There is no --lock-wait flag: the bound,
+// tokenfile.DefaultLockWait, is 30 s, so the give-up itself is pinned in
+// package tokenfile, by TestLocker_boundedWaitNamesHolder and
+// TestInstance_OpenWarnsWhenLockWaitRunsOut, not here.)
+func TestLock_ourOwnHolderIsNamedWhileWaitedFor(t *testing.T) {
+	for _, cmd := range []string{"refresh", "run"} {
+		t.Run(cmd, func(t *testing.T) {
+			s := newSandbox(t)
+			lock := s.tokenFile + ".lock"
+			f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+			b := startBot(t, filepath.Join(s.dir, "bot.sock"), "OK")
+			p := start(t, []string{"SSL_CERT_FILE=" + s.certFile}, s.args(cmd, "--socket", b.path)...)
+			want := "INFO: Token file " + s.tokenFile + ": waiting up to 30s for lock " + lock + ", held by pid " + strconv.Itoa(os.Getpid())
+			p.WaitFor(want, 1)
+			if n := s.fake.Stats().TokenRequests; n != 0 {
+				t.Errorf("refreshed while another process held the lock (%d requests)", n)
+			}
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+				t.Fatal(err)
+			}
+			if cmd == "run" {
+				p.WaitFor("Next refresh at", 1)
+				p.Signal(syscall.SIGTERM)
+			}
+			if code := p.Wait(); code != 0 || len(b.received()) != 1 {
+				t.Errorf("%s after the lock was freed: exit %d, bot got %d:\n%s", cmd, code, len(b.received()), p.Text())
+			}
+			var st syscall.Stat_t
+			if err := syscall.Stat(lock, &st); err != nil || st.Mode&0o777 != 0o600 {
+				t.Errorf("lock file mode %o (%v), want 0600", st.Mode&0o777, err)
+			}
+		})
 	}
 }
