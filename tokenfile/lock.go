@@ -65,7 +65,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func (l locker) openPrivate(path, name string, flag int) (*os.File, *unix.Stat_t, error) {
 	// A token path that is another user's symlink must not make us create
 	// a lock or pid file where they chose.
-	if _, err := writeTarget(path, l.euid); err != nil {
+	if _, err := linkTarget(path, l.euid); err != nil {
 		return nil, nil, err
 	}
 	fd, err := unix.Open(name, flag|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
