@@ -781,3 +781,34 @@ func TestLocker_openFailureNamesPlantedFile(t *testing.T) {
 		t.Errorf("the link's target was created: %v", err)
 	}
 }
+
+// CheckLockFile refuses what Lock would refuse, creates a missing lock
+// file 0600 like Lock, and takes no lock.
+func TestCheckLockFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "schwab_tokens.json")
+	if err := CheckLockFile(path); err != nil {
+		t.Fatalf("fresh directory: %v", err)
+	}
+	fi, err := os.Stat(path + ".lock")
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file %v (%v), want 0600", fi, err)
+	}
+	unlock, err := Lock(t.Context(), path) // not held by CheckLockFile
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	os.Remove(path + ".lock")
+	if err := os.Symlink(filepath.Join(dir, "victim"), path+".lock"); err != nil {
+		t.Fatal(err)
+	}
+	err = CheckLockFile(path)
+	want := "token file " + path + ": refusing " + path + ".lock: it is a symbolic link"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("planted link: %v, want %q", err, want)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "victim")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the link's target was created: %v", err)
+	}
+}

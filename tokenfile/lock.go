@@ -250,3 +250,17 @@ func (l locker) lockFile(ctx context.Context, path string) (unlock func() error,
 func Update(ctx context.Context, path string, fn func(*Document) error) error {
 	return (&Store{Path: path}).UpdateDocument(ctx, fn)
 }
+
+// CheckLockFile opens (creating it 0600 if needed) the lock file of the
+// token file at path as Lock does, without locking it, and returns Lock's
+// refusal when it is not a private regular file of this user (a planted
+// symlink, another user's file). `login` calls it before the browser flow,
+// so that a login is not spent on tokens the lock would keep from being
+// saved.
+func CheckLockFile(path string) error {
+	f, _, err := defaultLocker().openPrivate(path, resolve(path)+".lock", unix.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}

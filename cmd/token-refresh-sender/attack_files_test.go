@@ -63,7 +63,8 @@ func assertAbsent(t *testing.T, path string) {
 // symlink to a file of ours (or to where they want a file created). `run`
 // refuses with one ERROR line naming the path and exits 1 at once;
 // `refresh` refuses the lock the same way before spending the refresh
-// token, and does not touch the pid file at all. The victim file keeps its
+// token, and does not touch the pid file at all; `login` refuses the lock
+// before the browser flow. The victim file keeps its
 // bytes and mode; nothing appears at a dangling link's target.
 func TestAttack_plantedPidAndLockSymlinks(t *testing.T) {
 	for _, dirMode := range []os.FileMode{os.ModeSticky | 0o777, 0o777} {
@@ -99,6 +100,13 @@ func TestAttack_plantedPidAndLockSymlinks(t *testing.T) {
 						if code != 1 || len(linesWith(stdout, wantRefresh)) != 1 {
 							t.Errorf("refresh with %s -> %s: exit %d, want 1 with %q:\n%s%s", link, target, code, wantRefresh, stdout, stderr)
 						}
+						// login refuses before the browser flow: no login is spent.
+						lout, lerr, lcode := runToEnd(t, env, s.args("login", "--no-browser", "--timeout", "5s")...)
+						wantLogin := strings.Replace(want, "ERROR: ", "ERROR: Login refused: ", 1)
+						if lcode != 1 || len(linesWith(lout, wantLogin)) != 1 || strings.Contains(lout, "Open this URL") {
+							t.Errorf("login with %s -> %s: exit %d, want 1 at once with %q:\n%s%s", link, target, lcode, wantLogin, lout, lerr)
+						}
+						s.assertNoSecrets(lout, lerr)
 					} else if code != 0 {
 						// refresh never uses the pid file: it works beside the link.
 						t.Errorf("refresh with a planted pid link: exit %d:\n%s%s", code, stdout, stderr)
