@@ -30,12 +30,13 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
 // Schwab's OAuth endpoints, used when the file does not name others.
 const (
-	DefaultTokenURL     = "https://api.schwabapi.com/v1/oauth/token"
-	DefaultAuthorizeURL = "https://api.schwabapi.com/v1/oauth/authorize"
+	DefaultTokenURL     = schwab.ProductionTokenURL
+	DefaultAuthorizeURL = schwab.ProductionAuthorizeURL
 )
 
 // Environment variables that override the file's credentials.

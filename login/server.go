@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
 // selfSignedCert makes a certificate for 127.0.0.1, ::1 and localhost,
@@ -233,7 +235,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ID:      "result",
 			Message: "Login complete. You can close this tab.",
 			Detail: fmt.Sprintf("Tokens were saved to %s. The next login is due by %s.",
-				o.res.TokenFile, o.res.RefreshTokenExpiresAt.Format(timeLayout)),
+				o.res.TokenFile, o.res.RefreshTokenExpiresAt.Format(logging.TimeLayout)),
 		})
 	}
 	h.done <- o
