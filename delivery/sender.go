@@ -16,6 +16,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // Defaults for the zero values of Sender's fields.
@@ -362,7 +363,7 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 		if isTimeout(err) {
 			return attemptResult{kind: retryable, err: fmt.Errorf("could not connect within %s", tokensender.HumanDuration(t.cfg.dialTimeout))}
 		}
-		return attemptResult{kind: retryable, err: reason(err)}
+		return attemptResult{kind: retryable, err: oserr.Cause(err)}
 	}
 	defer conn.Close()
 	if err := t.checkPeer(conn); err != nil {
@@ -370,7 +371,7 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 	}
 
 	if err := conn.SetDeadline(time.Now().Add(t.cfg.ackTimeout)); err != nil {
-		return attemptResult{kind: retryable, err: reason(err)}
+		return attemptResult{kind: retryable, err: oserr.Cause(err)}
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -382,11 +383,11 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 		if isTimeout(err) {
 			return attemptResult{kind: retryable, err: fmt.Errorf("the bot did not take the message within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		}
-		return attemptResult{kind: retryable, err: reason(err)}
+		return attemptResult{kind: retryable, err: oserr.Cause(err)}
 	}
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		if err := cw.CloseWrite(); err != nil {
-			return attemptResult{kind: retryable, err: reason(err)}
+			return attemptResult{kind: retryable, err: oserr.Cause(err)}
 		}
 	}
 
@@ -407,7 +408,7 @@ func (t *targetRun) judgeAnswer(answer []byte, readErr error) attemptResult {
 		case isTimeout(readErr):
 			return attemptResult{kind: retryable, err: fmt.Errorf("no answer within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		default:
-			return attemptResult{kind: retryable, err: reason(readErr)}
+			return attemptResult{kind: retryable, err: oserr.Cause(readErr)}
 		}
 	}
 	// Whatever came before an error (a reset after "ERROR", a bot that
@@ -453,21 +454,6 @@ func (t *targetRun) sanitize(answer []byte) string {
 		}
 	}
 	return s
-}
-
-// reason turns a network error into a short phrase: the system error text
-// ("connection refused") when there is one, without the "dial unix ..."
-// prefix that repeats the address.
-func reason(err error) error {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return op.Err
-	}
-	return err
 }
 
 func isTimeout(err error) bool {

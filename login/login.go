@@ -14,6 +14,7 @@ import (
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/config"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 	"github.com/schwabtools/token-refresh-sender/logging"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
@@ -271,19 +272,10 @@ func checkWritable(path string) error {
 	}
 	probe, err := os.CreateTemp(dir, ".login-check-*")
 	if err != nil {
-		return fmt.Errorf("token file %s: cannot write in directory %s (%s); fix its permissions or choose another token file", path, dir, reason(err))
+		return fmt.Errorf("token file %s: cannot write in directory %s (%s); fix its permissions or choose another token file", path, dir, oserr.Reason(err))
 	}
 	name := probe.Name()
 	probe.Close()
 	os.Remove(name)
 	return nil
-}
-
-// reason is an OS error's cause without the operation and path.
-func reason(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
@@ -96,7 +97,7 @@ func listenError(addr, port string, err error) error {
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
-		return fmt.Errorf("cannot listen on %s for the login callback: %s: %w", addr, reason(oe.Err), err)
+		return fmt.Errorf("cannot listen on %s for the login callback: %s: %w", addr, oserr.Reason(oe.Err), err)
 	}
 	return fmt.Errorf("cannot listen on %s for the login callback: %w", addr, err)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // Defaults for the zero values of Receiver's fields.
@@ -163,7 +164,7 @@ func removeStale(path string) error {
 		// Someone listens but has a full backlog.
 		return fmt.Errorf("socket %s is in use by another process", path)
 	default:
-		return fmt.Errorf("socket %s exists and cannot be checked (%w); remove it if no process uses it", path, unwrapOp(err))
+		return fmt.Errorf("socket %s exists and cannot be checked (%w); remove it if no process uses it", path, oserr.Cause(err))
 	}
 }
 
@@ -333,7 +334,7 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 		r.reportReject(fmt.Errorf("receive token: %w: no end of message within %s: the sender must close its write side after the message", ErrIncomplete, timeout))
 	case err != nil:
 		answer = "ERROR: read failed"
-		r.reportError(fmt.Errorf("receive token: read: %w", unwrapOp(err)))
+		r.reportError(fmt.Errorf("receive token: read: %w", oserr.Cause(err)))
 	case len(data) > maxSize:
 		answer = "ERROR: message larger than " + strconv.Itoa(maxSize) + " bytes"
 		r.reportReject(fmt.Errorf("receive token: %w: more than %d bytes (Receiver.MaxSize)", ErrTooLarge, maxSize))
@@ -451,14 +452,4 @@ func temporary(err error) bool {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
-// unwrapOp is a socket error's cause alone ("connection reset by peer"),
-// without net.OpError's "read unix a->b:" and the system call's name.
-func unwrapOp(err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se.Err
-	}
-	return err
 }

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // maxFileSize bounds what Load reads: a token file is well under 4 KiB, so
@@ -209,12 +210,12 @@ func readFile(path string) ([]byte, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &fileError{msg: "Token file not found: " + path, kind: ErrNotFound, err: err}
 		}
-		return nil, readError(path, reason(err), err)
+		return nil, readError(path, oserr.Reason(err), err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, readError(path, reason(err), err)
+		return nil, readError(path, oserr.Reason(err), err)
 	}
 	switch {
 	case fi.IsDir():
@@ -224,7 +225,7 @@ func readFile(path string) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, readError(path, reason(err), err)
+		return nil, readError(path, oserr.Reason(err), err)
 	}
 	if len(data) > maxFileSize {
 		return nil, &fileError{
