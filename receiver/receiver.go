@@ -8,16 +8,15 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/internal/oserr"
+	"github.com/schwabtools/token-refresh-sender/internal/sockaddr"
 )
 
 // Defaults for the zero values of Receiver's fields.
@@ -401,42 +400,14 @@ func (r *Receiver) now() time.Time {
 	return time.Now()
 }
 
-// parseAddr checks Addr: a Unix socket path, or tcp://HOST:PORT on loopback.
+// parseAddr checks Addr by the sender's rules (sockaddr.Parse), port 0
+// allowed: a Unix socket path, or tcp://HOST:PORT on loopback.
 func parseAddr(s string) (network, addr string, err error) {
-	bad := func(format string, args ...any) (string, string, error) {
-		return "", "", fmt.Errorf("receiver address %q: %s", s, fmt.Sprintf(format, args...))
+	network, addr, err = sockaddr.Parse(s, true)
+	if err != nil {
+		return "", "", fmt.Errorf("receiver address %q: %w", s, err)
 	}
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		switch {
-		case len(s) > 107:
-			return bad("Unix socket paths are limited to 107 bytes, this one has %d; use a shorter path", len(s))
-		case strings.IndexByte(s, 0) >= 0:
-			return bad("a socket path cannot contain a NUL byte")
-		case strings.HasPrefix(s, "@"):
-			return bad("abstract Unix sockets (@name) are not supported; use a filesystem path")
-		}
-		return "unix", s, nil
-	}
-	if scheme != "tcp" {
-		return bad("unsupported scheme %q; use a Unix socket path or tcp://127.0.0.1:PORT", scheme)
-	}
-	host, port, err := net.SplitHostPort(rest)
-	if err != nil || strings.ContainsAny(rest, "/?#@") {
-		return bad("expected tcp://HOST:PORT, for example tcp://127.0.0.1:9999")
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port[0] == '+' {
-		return bad("port %q must be a number from 0 to 65535", port)
-	} else {
-		port = strconv.FormatUint(n, 10)
-	}
-	if !strings.EqualFold(host, "localhost") {
-		ip, err := netip.ParseAddr(host)
-		if err != nil || !ip.IsLoopback() || ip.Zone() != "" {
-			return bad("only loopback addresses are allowed (127.0.0.1, [::1] or localhost): tokens must not leave this machine")
-		}
-	}
-	return "tcp", net.JoinHostPort(host, port), nil
+	return network, addr, nil
 }
 
 func temporary(err error) bool {
