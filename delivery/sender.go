@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -399,7 +398,7 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 		if t.target.Network == "unix" && errors.Is(err, syscall.ENOENT) {
 			return attemptResult{kind: notFound, err: fmt.Errorf("socket %s does not exist", t.target.Addr)}
 		}
-		if isTimeout(err) {
+		if oserr.Timeout(err) {
 			return attemptResult{kind: retryable, err: fmt.Errorf("could not connect within %s", tokensender.HumanDuration(t.cfg.dialTimeout))}
 		}
 		return attemptResult{kind: retryable, err: oserr.Cause(err)}
@@ -419,7 +418,7 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 		if ctx.Err() != nil {
 			return attemptResult{kind: canceled}
 		}
-		if isTimeout(err) {
+		if oserr.Timeout(err) {
 			return attemptResult{kind: retryable, err: fmt.Errorf("the bot did not take the message within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		}
 		return attemptResult{kind: retryable, err: oserr.Cause(err)}
@@ -444,7 +443,7 @@ func (t *targetRun) judgeAnswer(answer []byte, readErr error) attemptResult {
 		switch {
 		case readErr == nil:
 			return attemptResult{kind: deliveredNoAck}
-		case isTimeout(readErr):
+		case oserr.Timeout(readErr):
 			return attemptResult{kind: retryable, err: fmt.Errorf("no answer within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		default:
 			return attemptResult{kind: retryable, err: oserr.Cause(readErr)}
@@ -493,14 +492,6 @@ func (t *targetRun) sanitize(answer []byte) string {
 		}
 	}
 	return s
-}
-
-func isTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func plural(n int, word string) string {

@@ -328,7 +328,7 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 	}
 	var answer string
 	switch {
-	case err != nil && isTimeout(err):
+	case err != nil && oserr.Timeout(err):
 		answer = "ERROR: no end of message within " + timeout.String()
 		r.reportReject(fmt.Errorf("receive token: %w: no end of message within %s: the sender must close its write side after the message", ErrIncomplete, timeout))
 	case err != nil:
@@ -418,9 +418,4 @@ func temporary(err error) bool {
 		}
 	}
 	return false
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

@@ -78,8 +78,7 @@ func Probe(a delivery.Address, timeout time.Duration) SocketStatus {
 // time without a system error says "timed out".
 func errorReason(err error) string {
 	var errno syscall.Errno
-	var ne net.Error
-	if !errors.As(err, &errno) && errors.As(err, &ne) && ne.Timeout() {
+	if !errors.As(err, &errno) && oserr.Timeout(err) {
 		return "timed out"
 	}
 	return oserr.Reason(err)

@@ -45,6 +45,14 @@ func Cause(err error) error {
 	return err
 }
 
+// Timeout reports whether err is a timeout: a deadline that passed
+// (os.ErrDeadlineExceeded) or a net.Error in the chain that says so
+// (syscall.Errno does for EAGAIN and ETIMEDOUT).
+func Timeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // Reason is the text of Cause(err): "no space left on device",
 // "connection refused". Reason(nil) is "".
 func Reason(err error) string {

@@ -53,3 +53,27 @@ func TestCause_keepsSentinels(t *testing.T) {
 		t.Error("Cause of ENOENT does not match fs.ErrNotExist")
 	}
 }
+
+func TestTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"deadline", os.ErrDeadlineExceeded, true},
+		{"read past its deadline", &net.OpError{Op: "read", Net: "unix", Err: os.ErrDeadlineExceeded}, true},
+		{"wrapped deadline", fmt.Errorf("receive: %w", os.ErrDeadlineExceeded), true},
+		{"ETIMEDOUT", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ETIMEDOUT)}, true},
+		{"EAGAIN", syscall.EAGAIN, true},
+		{"connection refused", &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, false},
+		{"plain error", errors.New("timeout"), false},
+		{"DNS timeout", &net.DNSError{Err: "x", IsTimeout: true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := oserr.Timeout(tc.err); got != tc.want {
+				t.Errorf("Timeout(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
