@@ -6,7 +6,6 @@
 package sockaddr
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -31,7 +30,7 @@ const MaxUnixPathLen = 107
 // does not repeat s, which the caller names in its own words.
 func Parse(s string, listen bool) (network, addr string, err error) {
 	bad := func(format string, args ...any) (string, string, error) {
-		return "", "", errors.New(fmt.Sprintf(format, args...))
+		return "", "", fmt.Errorf(format, args...)
 	}
 	if s == "" {
 		return bad("empty; give a Unix socket path such as /tmp/bigbrother_token.sock, or tcp://127.0.0.1:PORT")
@@ -66,7 +65,7 @@ func Parse(s string, listen bool) (network, addr string, err error) {
 // parseTCP checks the part after "tcp://".
 func parseTCP(hostport string, listen bool) (network, addr string, err error) {
 	bad := func(format string, args ...any) (string, string, error) {
-		return "", "", errors.New(fmt.Sprintf(format, args...))
+		return "", "", fmt.Errorf(format, args...)
 	}
 	const loopbackOnly = "only loopback addresses are allowed (127.0.0.1, [::1] or localhost): tokens must not leave this machine"
 	if strings.ContainsAny(hostport, "/?#@") {
