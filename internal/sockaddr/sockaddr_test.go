@@ -53,6 +53,7 @@ func TestParse(t *testing.T) {
 		{in: "127.0.0.1:9999", mode: both, wantErr: "looks like a TCP address; write tcp://127.0.0.1:9999 to use TCP, or ./127.0.0.1:9999 for a socket file of that name"},
 		{in: "@bot", mode: both, wantErr: "abstract Unix sockets (@name) are not supported; use a filesystem path"},
 		{in: "/tmp/a\x00b", mode: both, wantErr: "a socket path cannot contain a NUL byte"},
+		{in: "\x00/tmp/a.sock", mode: both, wantErr: "a socket path cannot contain a NUL byte"},
 	} {
 		modes := map[mode][]bool{dial: {false}, listen: {true}, both: {false, true}}[tc.mode]
 		for _, l := range modes {
