@@ -14,7 +14,7 @@ import (
 
 func TestOutcome_Label(t *testing.T) {
 	for o, want := range map[Outcome]string{Delivered: "delivered", DeliveredNoAck: "delivered_no_ack",
-		NotFound: "not_found", Failed: "failed", Canceled: "canceled", Withheld: "withheld", Outcome(9): "unknown"} {
+		NotFound: "not_found", Failed: "failed", Canceled: "canceled", Withheld: "withheld", Outcome(6): "unknown", Outcome(-1): "unknown"} {
 		if got := o.Label(); got != want {
 			t.Errorf("Outcome(%d).Label() = %q, want %q", int(o), got, want)
 		}

@@ -79,43 +79,34 @@ const (
 	Withheld
 )
 
+// outcomeNames are each Outcome's words: for people (String) and for
+// metric labels and log fields (Label).
+var outcomeNames = [...]struct{ text, label string }{
+	Delivered:      {"delivered", "delivered"},
+	DeliveredNoAck: {"delivered without acknowledgment", "delivered_no_ack"},
+	NotFound:       {"not found", "not_found"},
+	Failed:         {"failed", "failed"},
+	Canceled:       {"canceled", "canceled"},
+	Withheld:       {"withheld", "withheld"},
+}
+
+func (o Outcome) known() bool { return o >= 0 && int(o) < len(outcomeNames) }
+
 func (o Outcome) String() string {
-	switch o {
-	case Delivered:
-		return "delivered"
-	case DeliveredNoAck:
-		return "delivered without acknowledgment"
-	case NotFound:
-		return "not found"
-	case Failed:
-		return "failed"
-	case Canceled:
-		return "canceled"
-	case Withheld:
-		return "withheld"
+	if !o.known() {
+		return "Outcome(" + strconv.Itoa(int(o)) + ")"
 	}
-	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+	return outcomeNames[o].text
 }
 
 // Label is the outcome as a metric label and a log field value:
 // delivered, delivered_no_ack, not_found, failed, canceled, withheld
 // (unknown for anything else).
 func (o Outcome) Label() string {
-	switch o {
-	case Delivered:
-		return "delivered"
-	case DeliveredNoAck:
-		return "delivered_no_ack"
-	case NotFound:
-		return "not_found"
-	case Failed:
-		return "failed"
-	case Canceled:
-		return "canceled"
-	case Withheld:
-		return "withheld"
+	if !o.known() {
+		return "unknown"
 	}
-	return "unknown"
+	return outcomeNames[o].label
 }
 
 // Result is the final word on one target.
