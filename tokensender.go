@@ -21,6 +21,11 @@ import (
 // DefaultSocketPath is where the trading bot listens for new tokens.
 const DefaultSocketPath = "/tmp/bigbrother_token.sock"
 
+// RefreshTokenLifetime is how long Schwab accepts a refresh token after the
+// browser login that issued it: 7 days. Refreshing the access token does not
+// extend it; only a new login does.
+const RefreshTokenLifetime = 7 * 24 * time.Hour
+
 // Token is one set of OAuth tokens as Schwab issued them.
 type Token struct {
 	AccessToken  string

@@ -170,3 +170,11 @@ func TestToken_LifetimeAndExpired(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshTokenLifetime(t *testing.T) {
+	// Schwab's documented lifetime; expiry, login, metrics and fakeschwab
+	// all take their default from this one constant.
+	if tokensender.RefreshTokenLifetime != 7*24*time.Hour {
+		t.Errorf("RefreshTokenLifetime = %v, want 168h (7 days)", tokensender.RefreshTokenLifetime)
+	}
+}

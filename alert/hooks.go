@@ -31,6 +31,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/logtext"
 )
 
 // Event names, as hooks see them in TOKEN_SENDER_EVENT and "event".
@@ -415,8 +416,5 @@ func (b *limitedBuffer) String() string {
 	return s
 }
 
-// oneLine folds runs of white space (newlines included) into single spaces
-// and replaces invalid UTF-8, so output fits in one log line.
-func oneLine(b []byte) string {
-	return strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "?")), " ")
-}
+// oneLine is a hook's output as one safe log line (logtext.Line).
+func oneLine(b []byte) string { return logtext.Line(string(b), 0) }

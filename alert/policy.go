@@ -97,7 +97,7 @@ func clock(t time.Time) string {
 	if t.IsZero() {
 		return "an unknown time"
 	}
-	return t.Local().Format(logging.TimeLayout)
+	return logging.LocalTime(t)
 }
 
 // accessState says how long the bot can still trade on the token it holds.

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // maxWebhookFile bounds what ReadWebhookFile reads: a webhook URL is a few
@@ -30,14 +32,10 @@ func readWebhookFile(path string, uid int) (string, error) {
 	}
 	f, err := openNoFollow(path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fail("no such file; write the webhook URL into it (chmod 600) or leave the flag out")
 		}
-		return "", fail("cannot open (%v); it must be a regular file of yours, not a symlink", err)
+		return "", fail("cannot open (%s); it must be a regular file of yours, not a symlink", oserr.Reason(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()

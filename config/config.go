@@ -30,12 +30,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
+	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
 // Schwab's OAuth endpoints, used when the file does not name others.
 const (
-	DefaultTokenURL     = "https://api.schwabapi.com/v1/oauth/token"
-	DefaultAuthorizeURL = "https://api.schwabapi.com/v1/oauth/authorize"
+	DefaultTokenURL     = schwab.ProductionTokenURL
+	DefaultAuthorizeURL = schwab.ProductionAuthorizeURL
 )
 
 // Environment variables that override the file's credentials.
@@ -103,19 +105,19 @@ func readFile(path string) ([]byte, fs.FileMode, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, 0, &configError{msg: "App config file not found: " + path, err: err}
 		}
-		return nil, 0, readError(path, reason(err), err)
+		return nil, 0, readError(path, oserr.Reason(err), err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, readError(path, reason(err), err)
+		return nil, 0, readError(path, oserr.Reason(err), err)
 	}
 	if fi.IsDir() {
 		return nil, 0, readError(path, "is a directory", nil)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, 0, readError(path, reason(err), err)
+		return nil, 0, readError(path, oserr.Reason(err), err)
 	}
 	if len(data) > maxFileSize {
 		return nil, 0, &configError{msg: fmt.Sprintf("app config %s: larger than 1 MiB, so not an app config; check the path", path)}
@@ -434,13 +436,4 @@ func (e *configError) Unwrap() error { return e.err }
 
 func readError(path, why string, err error) error {
 	return &configError{msg: fmt.Sprintf("app config %s: cannot read: %s", path, why), err: err}
-}
-
-// reason is an OS error's cause without the operation and path.
-func reason(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }

@@ -135,8 +135,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.stop()
 	d.emit(tokensender.Event{Kind: tokensender.EventStarted})
 
+	// Each cycle's lines, from the wait for it on, carry its number as a
+	// structured field (JSON format only): Logger is that cycle's logger
+	// until Run returns, and only this goroutine logs through it.
+	base := d.Logger
+	defer func() { d.Logger = base }()
 	next := d.now()
 	for cycle := 1; d.MaxCycles == 0 || cycle <= d.MaxCycles; cycle++ {
+		d.Logger = base.With(logging.Cycle(cycle))
 		if !d.waitUntil(ctx, next) {
 			return nil
 		}
@@ -203,7 +209,8 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 		d.emit(tokensender.Event{Kind: tokensender.EventRecovered, Failures: recovered, Duration: took, Next: next})
 	}
 	d.emit(tokensender.Event{Kind: tokensender.EventRefreshed, Duration: took, Next: next})
-	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(at))))
+	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(at))),
+		logging.NextRefresh(next))
 	return next
 }
 
@@ -289,16 +296,36 @@ func (d *Daemon) refreshed(tok tokensender.Token, now time.Time) {
 	if lifetime <= 0 {
 		lifetime = tok.ExpiresAt.Sub(now)
 	}
-	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(lifetime)))
+	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(lifetime)),
+		logging.Result(resultSuccess))
 }
 
 // reloginAdvice is logged when Schwab no longer accepts the refresh token.
 const reloginAdvice = "The refresh token is no longer accepted: run `token-refresh-sender login` to sign in again"
 
+// Values of the result and error_class fields on refresh outcome lines.
+const (
+	resultSuccess         = "success"
+	resultTransientError  = "transient_error"
+	resultReloginRequired = "relogin_required"
+	classTransient        = "transient"
+	classReloginRequired  = "relogin_required"
+)
+
+// failureFields are the result and error_class fields of a failed
+// refresh.
+func failureFields(relogin bool) []any {
+	if relogin {
+		return []any{logging.Result(resultReloginRequired), logging.ErrorClass(classReloginRequired)}
+	}
+	return []any{logging.Result(resultTransientError), logging.ErrorClass(classTransient)}
+}
+
 // logFailure logs a failed refresh outside the loop (no next attempt).
 func (d *Daemon) logFailure(err error) {
-	d.Logger.Error("Token refresh failed: " + err.Error())
-	if relogin, _ := d.classify(err); relogin {
+	relogin, _ := d.classify(err)
+	d.Logger.Error("Token refresh failed: "+err.Error(), failureFields(relogin)...)
+	if relogin {
 		d.Logger.Error(reloginAdvice)
 	}
 }
@@ -320,7 +347,8 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 	}
 	if relogin {
 		next := now.Add(d.Backoff.Max)
-		d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; next attempt at %s, or at once when a new login replaces the token file)", err, at(next)))
+		d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; next attempt at %s, or at once when a new login replaces the token file)", err, at(next)),
+			append(failureFields(true), logging.NextRefresh(next))...)
 		d.Logger.Error(reloginAdvice)
 		d.emit(tokensender.Event{Kind: tokensender.EventReloginRequired, Err: err, Failures: d.failures, Duration: took, Next: next})
 		return next
@@ -335,7 +363,8 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 		state += fmt.Sprintf("; the server asked to wait %s, capped at --retry-max (%s)",
 			tokensender.HumanDuration(retryAfter), tokensender.HumanDuration(d.Backoff.Max))
 	}
-	d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; retrying at %s, attempt %d failed; %s)", err, at(next), d.failures, state))
+	d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; retrying at %s, attempt %d failed; %s)", err, at(next), d.failures, state),
+		append(failureFields(false), logging.NextRefresh(next))...)
 	d.emit(tokensender.Event{Kind: tokensender.EventRefreshFailed, Err: err, Failures: d.failures, Duration: took, Next: next})
 	return next
 }

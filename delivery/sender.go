@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
+	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
 // Defaults for the zero values of Sender's fields.
@@ -78,22 +79,34 @@ const (
 	Withheld
 )
 
+// outcomeNames are each Outcome's words: for people (String) and for
+// metric labels and log fields (Label).
+var outcomeNames = [...]struct{ text, label string }{
+	Delivered:      {"delivered", "delivered"},
+	DeliveredNoAck: {"delivered without acknowledgment", "delivered_no_ack"},
+	NotFound:       {"not found", "not_found"},
+	Failed:         {"failed", "failed"},
+	Canceled:       {"canceled", "canceled"},
+	Withheld:       {"withheld", "withheld"},
+}
+
+func (o Outcome) known() bool { return o >= 0 && int(o) < len(outcomeNames) }
+
 func (o Outcome) String() string {
-	switch o {
-	case Delivered:
-		return "delivered"
-	case DeliveredNoAck:
-		return "delivered without acknowledgment"
-	case NotFound:
-		return "not found"
-	case Failed:
-		return "failed"
-	case Canceled:
-		return "canceled"
-	case Withheld:
-		return "withheld"
+	if !o.known() {
+		return "Outcome(" + strconv.Itoa(int(o)) + ")"
 	}
-	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+	return outcomeNames[o].text
+}
+
+// Label is the outcome as a metric label and a log field value:
+// delivered, delivered_no_ack, not_found, failed, canceled, withheld
+// (unknown for anything else).
+func (o Outcome) Label() string {
+	if !o.known() {
+		return "unknown"
+	}
+	return outcomeNames[o].label
 }
 
 // Result is the final word on one target.
@@ -158,12 +171,12 @@ func (s *Sender) start(ctx context.Context, msg tokensender.Message, onDone func
 
 	cfg := s.config()
 	d := &Delivery{results: make([]Result, len(s.Targets)), done: make(chan struct{})}
-	first := make([]chan logLine, len(s.Targets))
+	first := make([]chan record, len(s.Targets))
 	firstLogged := make(chan struct{})
 	wire := msg.Wire()
 	var wg sync.WaitGroup
 	for i, target := range s.Targets {
-		first[i] = make(chan logLine, 1)
+		first[i] = make(chan record, 1)
 		wg.Go(func() {
 			t := &targetRun{cfg: cfg, target: target, wire: wire, msg: msg, res: &d.results[i]}
 			t.res.Target = target
@@ -224,8 +237,14 @@ type logLine struct {
 	msg   string
 }
 
-func (c config) log(l logLine) {
-	c.logger.Log(context.Background(), l.level, l.msg)
+// record is a log line with its structured fields (JSON format only).
+type record struct {
+	logLine
+	attrs []slog.Attr
+}
+
+func (c config) log(r record) {
+	c.logger.LogAttrs(context.Background(), r.level, r.msg, r.attrs...)
 }
 
 // targetRun is the delivery of one token to one target.
@@ -241,26 +260,37 @@ type targetRun struct {
 // run makes up to cfg.attempts attempts. The first attempt's log line goes to
 // first; later lines are logged directly, but only after firstLogged is
 // closed so they never come before the first-attempt lines.
-func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <-chan struct{}) {
-	emit := func(l logLine) {
+func (t *targetRun) run(ctx context.Context, first chan<- record, firstLogged <-chan struct{}) {
+	// Every line names the socket; the line that ends the delivery to this
+	// target (done) also carries its result, and the class of a failure.
+	emit := func(l logLine, fields ...slog.Attr) {
+		r := record{l, append(fields, logging.Socket(t.target.String()))}
 		if first != nil {
-			first <- l
+			first <- r
 			first = nil
 			return
 		}
 		<-firstLogged
-		t.cfg.log(l)
+		t.cfg.log(r)
+	}
+	done := func(l logLine) {
+		result := t.res.Outcome.Label()
+		if t.res.Outcome == Delivered || t.res.Outcome == DeliveredNoAck {
+			emit(l, logging.Result(result))
+		} else {
+			emit(l, logging.Result(result), logging.ErrorClass(result))
+		}
 	}
 	n := t.cfg.attempts
 	if len(t.wire) > MaxMessageSize {
 		t.res.Outcome, t.res.Attempts = Failed, 0
 		t.res.Err = fmt.Errorf("the message is %d bytes, over the protocol's limit of %d bytes", len(t.wire), MaxMessageSize)
-		emit(logLine{slog.LevelError, fmt.Sprintf("Not sending token to trading bot: %s; a token that long is not a real Schwab token%s", t.res.Err, t.suffix)})
+		done(logLine{slog.LevelError, fmt.Sprintf("Not sending token to trading bot: %s; a token that long is not a real Schwab token%s", t.res.Err, t.suffix)})
 		return
 	}
 	for i := 1; ; i++ {
 		if ctx.Err() != nil {
-			emit(t.canceled(ctx, i-1))
+			done(t.canceled(ctx, i-1))
 			return
 		}
 		t.res.Attempts = i
@@ -268,29 +298,29 @@ func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <
 		switch r.kind {
 		case delivered:
 			t.res.Outcome, t.res.Err = Delivered, nil
-			emit(logLine{slog.LevelInfo, "Token successfully sent to trading bot" + t.suffix})
+			done(logLine{slog.LevelInfo, "Token successfully sent to trading bot" + t.suffix})
 			return
 		case deliveredNoAck:
 			t.res.Outcome, t.res.Err = DeliveredNoAck, nil
-			emit(logLine{slog.LevelWarn, "Token sent to trading bot, but the bot sent no acknowledgment (connection closed without OK)" + t.suffix})
+			done(logLine{slog.LevelWarn, "Token sent to trading bot, but the bot sent no acknowledgment (connection closed without OK)" + t.suffix})
 			return
 		case notFound:
 			t.res.Outcome = NotFound
 			t.res.Err = r.err
-			emit(logLine{slog.LevelWarn, "Bot socket not found - trading bot may not be running" + t.suffix})
+			done(logLine{slog.LevelWarn, "Bot socket not found - trading bot may not be running" + t.suffix})
 			return
 		case canceled:
-			emit(t.canceled(ctx, i))
+			done(t.canceled(ctx, i))
 			return
 		case withheld:
 			t.res.Outcome, t.res.Err = Withheld, r.err
-			emit(logLine{slog.LevelError, fmt.Sprintf("Withheld token from %s: %s", t.target, r.err)})
+			done(logLine{slog.LevelError, fmt.Sprintf("Withheld token from %s: %s", t.target, r.err)})
 			return
 		}
 		t.res.Err = r.err
 		if i >= n {
 			t.res.Outcome = Failed
-			emit(logLine{slog.LevelError, fmt.Sprintf("Failed to send token to trading bot after %s: %s%s",
+			done(logLine{slog.LevelError, fmt.Sprintf("Failed to send token to trading bot after %s: %s%s",
 				plural(n, "attempt"), r.err, t.suffix)})
 			return
 		}
@@ -306,7 +336,7 @@ func (t *targetRun) run(ctx context.Context, first chan<- logLine, firstLogged <
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			emit(t.canceled(ctx, i))
+			done(t.canceled(ctx, i))
 			return
 		case <-timer.C:
 		}
@@ -359,10 +389,10 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 		if t.target.Network == "unix" && errors.Is(err, syscall.ENOENT) {
 			return attemptResult{kind: notFound, err: fmt.Errorf("socket %s does not exist", t.target.Addr)}
 		}
-		if isTimeout(err) {
+		if oserr.Timeout(err) {
 			return attemptResult{kind: retryable, err: fmt.Errorf("could not connect within %s", tokensender.HumanDuration(t.cfg.dialTimeout))}
 		}
-		return attemptResult{kind: retryable, err: reason(err)}
+		return attemptResult{kind: retryable, err: oserr.Cause(err)}
 	}
 	defer conn.Close()
 	if err := t.checkPeer(conn); err != nil {
@@ -370,7 +400,7 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 	}
 
 	if err := conn.SetDeadline(time.Now().Add(t.cfg.ackTimeout)); err != nil {
-		return attemptResult{kind: retryable, err: reason(err)}
+		return attemptResult{kind: retryable, err: oserr.Cause(err)}
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -379,14 +409,14 @@ func (t *targetRun) attempt(ctx context.Context) attemptResult {
 		if ctx.Err() != nil {
 			return attemptResult{kind: canceled}
 		}
-		if isTimeout(err) {
+		if oserr.Timeout(err) {
 			return attemptResult{kind: retryable, err: fmt.Errorf("the bot did not take the message within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		}
-		return attemptResult{kind: retryable, err: reason(err)}
+		return attemptResult{kind: retryable, err: oserr.Cause(err)}
 	}
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		if err := cw.CloseWrite(); err != nil {
-			return attemptResult{kind: retryable, err: reason(err)}
+			return attemptResult{kind: retryable, err: oserr.Cause(err)}
 		}
 	}
 
@@ -404,10 +434,10 @@ func (t *targetRun) judgeAnswer(answer []byte, readErr error) attemptResult {
 		switch {
 		case readErr == nil:
 			return attemptResult{kind: deliveredNoAck}
-		case isTimeout(readErr):
+		case oserr.Timeout(readErr):
 			return attemptResult{kind: retryable, err: fmt.Errorf("no answer within %s", tokensender.HumanDuration(t.cfg.ackTimeout))}
 		default:
-			return attemptResult{kind: retryable, err: reason(readErr)}
+			return attemptResult{kind: retryable, err: oserr.Cause(readErr)}
 		}
 	}
 	// Whatever came before an error (a reset after "ERROR", a bot that
@@ -453,29 +483,6 @@ func (t *targetRun) sanitize(answer []byte) string {
 		}
 	}
 	return s
-}
-
-// reason turns a network error into a short phrase: the system error text
-// ("connection refused") when there is one, without the "dial unix ..."
-// prefix that repeats the address.
-func reason(err error) error {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return op.Err
-	}
-	return err
-}
-
-func isTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func plural(n int, word string) string {

@@ -517,7 +517,7 @@ func TestSender_Send_noLeaks(t *testing.T) {
 
 func TestOutcome_String(t *testing.T) {
 	for o, want := range map[Outcome]string{Delivered: "delivered", DeliveredNoAck: "delivered without acknowledgment",
-		NotFound: "not found", Failed: "failed", Canceled: "canceled", Withheld: "withheld", Outcome(9): "Outcome(9)"} {
+		NotFound: "not found", Failed: "failed", Canceled: "canceled", Withheld: "withheld", Outcome(6): "Outcome(6)", Outcome(-1): "Outcome(-1)"} {
 		if got := o.String(); got != want {
 			t.Errorf("Outcome(%d).String() = %q, want %q", int(o), got, want)
 		}

@@ -25,7 +25,7 @@ import (
 
 // DefaultLifetime is how long Schwab accepts a refresh token after the
 // login that issued it.
-const DefaultLifetime = 7 * 24 * time.Hour
+const DefaultLifetime = tokensender.RefreshTokenLifetime
 
 // DefaultThresholds are the times left at which a Tracker warns, unless
 // Tracker.Thresholds says otherwise.
@@ -157,7 +157,7 @@ func crossed(left, th time.Duration) bool {
 //
 // Times are local, in the log's layout.
 func Message(expires, now time.Time) string {
-	at := expires.Local().Format(logging.TimeLayout)
+	at := logging.LocalTime(expires)
 	left := expires.Sub(now.Round(0))
 	if left <= 0 {
 		ago := ""

@@ -21,7 +21,7 @@ const (
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultAccessTokenLifetime  = 30 * time.Minute
-	DefaultRefreshTokenLifetime = 7 * 24 * time.Hour
+	DefaultRefreshTokenLifetime = tokensender.RefreshTokenLifetime
 	DefaultCodeLifetime         = 30 * time.Second
 )
 

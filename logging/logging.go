@@ -34,6 +34,10 @@ import (
 // TimeLayout is the timestamp layout inside the square brackets.
 const TimeLayout = "2006-01-02 15:04:05"
 
+// LocalTime is t in local time, in TimeLayout: how log lines and reports
+// show a moment to the operator.
+func LocalTime(t time.Time) string { return t.Local().Format(TimeLayout) }
+
 // Banner is the 70-character rule printed around start and stop messages.
 const Banner = "======================================================================"
 

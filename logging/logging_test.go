@@ -3,12 +3,21 @@ package logging_test
 import (
 	"bytes"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/logging"
 )
+
+// TestMain fixes the local zone at UTC+1 before any test starts (time.Local
+// cannot be changed safely while tests run), so that local-time formatting
+// differs from UTC wherever the tests run.
+func TestMain(m *testing.M) {
+	time.Local = time.FixedZone("UTC+1", 3600)
+	os.Exit(m.Run())
+}
 
 func TestTextHandler_Handle(t *testing.T) {
 	at := time.Date(2025, 11, 13, 8, 44, 23, 0, time.Local)
@@ -68,5 +77,26 @@ func TestParseLevel(t *testing.T) {
 func TestBanner(t *testing.T) {
 	if len(logging.Banner) != 70 || strings.Trim(logging.Banner, "=") != "" {
 		t.Errorf("Banner = %q, want 70 '='", logging.Banner)
+	}
+}
+
+func TestLocalTime(t *testing.T) {
+	if _, off := time.Now().Zone(); off != 3600 {
+		t.Fatalf("TestMain set the local zone to UTC+1, got offset %d", off)
+	}
+	for _, tc := range []struct {
+		name string
+		in   time.Time
+		want string
+	}{
+		{"UTC shown in local time", time.Date(2025, 11, 13, 8, 44, 23, 0, time.UTC), "2025-11-13 09:44:23"},
+		{"other zone shown in local time", time.Date(2025, 11, 13, 23, 30, 0, 0, time.FixedZone("UTC-5", -5*3600)), "2025-11-14 05:30:00"},
+		{"fraction dropped", time.Date(2025, 1, 2, 3, 4, 5, 999_000_000, time.UTC), "2025-01-02 04:04:05"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := logging.LocalTime(tc.in); got != tc.want {
+				t.Errorf("LocalTime(%v) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
 	}
 }

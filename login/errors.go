@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 
+	"github.com/schwabtools/token-refresh-sender/internal/logtext"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
@@ -76,18 +76,5 @@ func exchangeError(err error, configPath, tokenFile string) error {
 }
 
 // clean makes an untrusted value (a query parameter from the browser) safe
-// to print on one line: control characters become spaces and it is cut to
-// 100 characters.
-func clean(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if r := []rune(s); len(r) > 100 {
-		s = string(r[:100]) + "..."
-	}
-	return s
-}
+// to print on one line (logtext.Line), at most 103 characters.
+func clean(s string) string { return logtext.Line(s, 103) }

@@ -14,6 +14,8 @@ import (
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/config"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
+	"github.com/schwabtools/token-refresh-sender/logging"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -21,12 +23,8 @@ import (
 // Defaults for zero Options fields.
 const (
 	DefaultTimeout              = 5 * time.Minute
-	DefaultRefreshTokenLifetime = 7 * 24 * time.Hour
+	DefaultRefreshTokenLifetime = tokensender.RefreshTokenLifetime
 )
-
-// lockWait bounds the wait for the token file's lock once new tokens are in
-// hand (a running daemon holds it for one refresh at most).
-const lockWait = 45 * time.Second
 
 // BrowserMode says whether Run opens the login page in a browser.
 type BrowserMode int
@@ -91,17 +89,14 @@ type Result struct {
 	RefreshTokenExpiresAt time.Time
 }
 
-// timeLayout is how the summary shows times.
-const timeLayout = "2006-01-02 15:04:05"
-
 // Summary is one line for the operator, with the access token shortened by
 // tokensender.Redact:
 //
 //	Logged in: tokens saved to configs/schwab_tokens.json; access token I0.abcd... expires at 2025-11-13 09:14:24; refresh token must be renewed by 2025-11-20 08:44:24 (7 days)
 func (r *Result) Summary() string {
 	return fmt.Sprintf("Logged in: tokens saved to %s; access token %s expires at %s; refresh token must be renewed by %s (%s)",
-		r.TokenFile, tokensender.Redact(r.Token.AccessToken), r.Token.ExpiresAt.Format(timeLayout),
-		r.RefreshTokenExpiresAt.Format(timeLayout), tokensender.HumanDuration(r.RefreshTokenExpiresAt.Sub(r.LoggedInAt)))
+		r.TokenFile, tokensender.Redact(r.Token.AccessToken), r.Token.ExpiresAt.Format(logging.TimeLayout),
+		r.RefreshTokenExpiresAt.Format(logging.TimeLayout), tokensender.HumanDuration(r.RefreshTokenExpiresAt.Sub(r.LoggedInAt)))
 }
 
 // String is Summary, so that printing a Result never shows a token.
@@ -219,9 +214,10 @@ func (f *flow) complete(ctx context.Context, code string) (*Result, error) {
 		return nil, exchangeError(err, f.opts.App.Path, f.opts.TokenFile)
 	}
 	// Schwab has issued tokens and superseded the old refresh token: write
-	// them even if ctx is cancelled now.
-	lockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
-	defer cancel()
+	// them even if ctx is cancelled now. The store bounds the wait for the
+	// token file's lock (tokenfile.DefaultLockWait; a running daemon holds
+	// it for one refresh at most).
+	lockCtx := context.WithoutCancel(ctx)
 	notSaved := func(err error) error {
 		return newError(ErrNotSaved, err,
 			"Schwab issued new tokens but they could not be saved: %v; the previous refresh token no longer works, so fix this and run login again", err)
@@ -276,19 +272,10 @@ func checkWritable(path string) error {
 	}
 	probe, err := os.CreateTemp(dir, ".login-check-*")
 	if err != nil {
-		return fmt.Errorf("token file %s: cannot write in directory %s (%s); fix its permissions or choose another token file", path, dir, reason(err))
+		return fmt.Errorf("token file %s: cannot write in directory %s (%s); fix its permissions or choose another token file", path, dir, oserr.Reason(err))
 	}
 	name := probe.Name()
 	probe.Close()
 	os.Remove(name)
 	return nil
-}
-
-// reason is an OS error's cause without the operation and path.
-func reason(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }

@@ -21,6 +21,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
+	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
 // selfSignedCert makes a certificate for 127.0.0.1, ::1 and localhost,
@@ -94,7 +97,7 @@ func listenError(addr, port string, err error) error {
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
-		return fmt.Errorf("cannot listen on %s for the login callback: %s: %w", addr, reason(oe.Err), err)
+		return fmt.Errorf("cannot listen on %s for the login callback: %s: %w", addr, oserr.Reason(oe.Err), err)
 	}
 	return fmt.Errorf("cannot listen on %s for the login callback: %w", addr, err)
 }
@@ -233,7 +236,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ID:      "result",
 			Message: "Login complete. You can close this tab.",
 			Detail: fmt.Sprintf("Tokens were saved to %s. The next login is due by %s.",
-				o.res.TokenFile, o.res.RefreshTokenExpiresAt.Format(timeLayout)),
+				o.res.TokenFile, o.res.RefreshTokenExpiresAt.Format(logging.TimeLayout)),
 		})
 	}
 	h.done <- o

@@ -147,24 +147,8 @@ func (m *Metrics) ObserveDelivery(r delivery.Result) {
 
 // DeliveryResult is the result label for an outcome: delivered,
 // delivered_no_ack, not_found, failed, canceled, withheld (unknown for
-// anything else).
-func DeliveryResult(o delivery.Outcome) string {
-	switch o {
-	case delivery.Delivered:
-		return "delivered"
-	case delivery.DeliveredNoAck:
-		return "delivered_no_ack"
-	case delivery.NotFound:
-		return "not_found"
-	case delivery.Failed:
-		return "failed"
-	case delivery.Canceled:
-		return "canceled"
-	case delivery.Withheld:
-		return "withheld"
-	}
-	return "unknown"
-}
+// anything else); the same word as the delivery log lines' result field.
+func DeliveryResult(o delivery.Outcome) string { return o.Label() }
 
 // Health reports whether the access token the daemon holds is unexpired,
 // and if not, why, in one line.

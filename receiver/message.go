@@ -10,6 +10,7 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/jsonkind"
 )
 
 // Token is one valid token received from the sender. Printed with %v,
@@ -97,7 +98,7 @@ func ParseMessage(b []byte, now time.Time) (Token, error) {
 		case errors.As(err, &syn):
 			return Token{}, invalid("not valid JSON (syntax error at byte %d)", syn.Offset)
 		case errors.As(err, &typ):
-			return Token{}, invalid("not a JSON object but %s", jsonType(b))
+			return Token{}, invalid("not a JSON object but %s", jsonkind.Of(b))
 		default:
 			return Token{}, invalid("not valid JSON")
 		}
@@ -134,7 +135,7 @@ func stringField(fields map[string]json.RawMessage, name string) (string, error)
 	if !ok {
 		return "", invalid("field %q is missing", name)
 	}
-	if typ := jsonType(raw); typ != "string" {
+	if typ := jsonkind.Of(raw); typ != "string" {
 		return "", invalid("field %q must be a string, not %s", name, typ)
 	}
 	var s string
@@ -152,7 +153,7 @@ func secondsField(fields map[string]json.RawMessage, name string) (int64, error)
 	if !ok {
 		return 0, invalid("field %q is missing", name)
 	}
-	if typ := jsonType(raw); typ != "number" {
+	if typ := jsonkind.Of(raw); typ != "number" {
 		return 0, invalid("field %q must be Unix seconds, not %s", name, typ)
 	}
 	sec, err := strconv.ParseInt(string(raw), 10, 64)
@@ -169,26 +170,4 @@ func secondsField(fields map[string]json.RawMessage, name string) (int64, error)
 		return 0, invalid("field %q is out of range", name)
 	}
 	return sec, nil
-}
-
-// jsonType names the type of a valid JSON value from its first byte.
-func jsonType(raw []byte) string {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '"':
-			return "string"
-		case '{':
-			return "object"
-		case '[':
-			return "array"
-		case 't', 'f':
-			return "boolean"
-		case 'n':
-			return "null"
-		}
-		return "number"
-	}
-	return "nothing"
 }

@@ -8,15 +8,15 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
+	"github.com/schwabtools/token-refresh-sender/internal/sockaddr"
 )
 
 // Defaults for the zero values of Receiver's fields.
@@ -163,7 +163,7 @@ func removeStale(path string) error {
 		// Someone listens but has a full backlog.
 		return fmt.Errorf("socket %s is in use by another process", path)
 	default:
-		return fmt.Errorf("socket %s exists and cannot be checked (%w); remove it if no process uses it", path, unwrapOp(err))
+		return fmt.Errorf("socket %s exists and cannot be checked (%w); remove it if no process uses it", path, oserr.Cause(err))
 	}
 }
 
@@ -328,12 +328,12 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 	}
 	var answer string
 	switch {
-	case err != nil && isTimeout(err):
+	case err != nil && oserr.Timeout(err):
 		answer = "ERROR: no end of message within " + timeout.String()
 		r.reportReject(fmt.Errorf("receive token: %w: no end of message within %s: the sender must close its write side after the message", ErrIncomplete, timeout))
 	case err != nil:
 		answer = "ERROR: read failed"
-		r.reportError(fmt.Errorf("receive token: read: %w", unwrapOp(err)))
+		r.reportError(fmt.Errorf("receive token: read: %w", oserr.Cause(err)))
 	case len(data) > maxSize:
 		answer = "ERROR: message larger than " + strconv.Itoa(maxSize) + " bytes"
 		r.reportReject(fmt.Errorf("receive token: %w: more than %d bytes (Receiver.MaxSize)", ErrTooLarge, maxSize))
@@ -400,42 +400,14 @@ func (r *Receiver) now() time.Time {
 	return time.Now()
 }
 
-// parseAddr checks Addr: a Unix socket path, or tcp://HOST:PORT on loopback.
+// parseAddr checks Addr by the sender's rules (sockaddr.Parse), port 0
+// allowed: a Unix socket path, or tcp://HOST:PORT on loopback.
 func parseAddr(s string) (network, addr string, err error) {
-	bad := func(format string, args ...any) (string, string, error) {
-		return "", "", fmt.Errorf("receiver address %q: %s", s, fmt.Sprintf(format, args...))
+	network, addr, err = sockaddr.Parse(s, true)
+	if err != nil {
+		return "", "", fmt.Errorf("receiver address %q: %w", s, err)
 	}
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		switch {
-		case len(s) > 107:
-			return bad("Unix socket paths are limited to 107 bytes, this one has %d; use a shorter path", len(s))
-		case strings.IndexByte(s, 0) >= 0:
-			return bad("a socket path cannot contain a NUL byte")
-		case strings.HasPrefix(s, "@"):
-			return bad("abstract Unix sockets (@name) are not supported; use a filesystem path")
-		}
-		return "unix", s, nil
-	}
-	if scheme != "tcp" {
-		return bad("unsupported scheme %q; use a Unix socket path or tcp://127.0.0.1:PORT", scheme)
-	}
-	host, port, err := net.SplitHostPort(rest)
-	if err != nil || strings.ContainsAny(rest, "/?#@") {
-		return bad("expected tcp://HOST:PORT, for example tcp://127.0.0.1:9999")
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port[0] == '+' {
-		return bad("port %q must be a number from 0 to 65535", port)
-	} else {
-		port = strconv.FormatUint(n, 10)
-	}
-	if !strings.EqualFold(host, "localhost") {
-		ip, err := netip.ParseAddr(host)
-		if err != nil || !ip.IsLoopback() || ip.Zone() != "" {
-			return bad("only loopback addresses are allowed (127.0.0.1, [::1] or localhost): tokens must not leave this machine")
-		}
-	}
-	return "tcp", net.JoinHostPort(host, port), nil
+	return network, addr, nil
 }
 
 func temporary(err error) bool {
@@ -446,19 +418,4 @@ func temporary(err error) bool {
 		}
 	}
 	return false
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
-// unwrapOp is a socket error's cause alone ("connection reset by peer"),
-// without net.OpError's "read unix a->b:" and the system call's name.
-func unwrapOp(err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se.Err
-	}
-	return err
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/logtext"
 )
 
 // Operation names used in Error.Op.
@@ -372,14 +373,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // maxDescription is the longest Description kept, in characters.
 const maxDescription = 200
 
-// sanitize makes s safe to show: control characters become spaces,
-// whitespace is collapsed, each secret and anything that looks like a token
-// is replaced by tokensender.Redact, and the result is cut to 200
-// characters.
+// sanitize makes s safe to show: one line (logtext.Line), each secret and
+// anything that looks like a token replaced by tokensender.Redact, cut to
+// 200 characters.
 func sanitize(s string, secrets []string) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || !unicode.IsPrint(r)
-	}), " ")
+	s = logtext.Line(s, 0)
 	for _, sec := range secrets {
 		if len(sec) < 4 {
 			continue
@@ -389,12 +387,7 @@ func sanitize(s string, secrets []string) string {
 			s = strings.ReplaceAll(s, esc, tokensender.Redact(sec))
 		}
 	}
-	s = redactTokenLike(s)
-	if utf8.RuneCountInString(s) > maxDescription {
-		r := []rune(s)
-		s = string(r[:maxDescription-3]) + "..."
-	}
-	return s
+	return logtext.Clip(redactTokenLike(s), maxDescription)
 }
 
 // minTokenLike is the length from which a run of token characters that

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
 // WriteText writes the report for a person: a first line in the Nagios
@@ -22,22 +24,22 @@ func (r Report) WriteText(w io.Writer) error {
 		case t == nil:
 			line("Access token expires", "no access token in the file")
 		case !now.Before(*t):
-			line("Access token expires", clock(*t)+" ("+relative(*t, now, "expired")+")")
+			line("Access token expires", logging.LocalTime(*t)+" ("+relative(*t, now, "expired")+")")
 		default:
-			line("Access token expires", clock(*t)+" ("+relative(*t, now, "")+")")
+			line("Access token expires", logging.LocalTime(*t)+" ("+relative(*t, now, "")+")")
 		}
 		if t := r.RefreshTokenExpiresAt; t != nil {
-			line("Refresh token expires", clock(*t)+" ("+relative(*t, now, "expired")+")")
+			line("Refresh token expires", logging.LocalTime(*t)+" ("+relative(*t, now, "expired")+")")
 		} else {
 			line("Refresh token expires", "unknown (refresh_token_issued_at missing)")
 		}
 		if t := r.RefreshTokenIssuedAt; t != nil {
-			line("Last login", clock(*t)+" ("+relative(*t, now, "")+")")
+			line("Last login", logging.LocalTime(*t)+" ("+relative(*t, now, "")+")")
 		} else {
 			line("Last login", "unknown")
 		}
 		if t := r.LastRefreshAt; t != nil {
-			line("Last refresh", clock(*t)+" ("+relative(*t, now, "")+")")
+			line("Last refresh", logging.LocalTime(*t)+" ("+relative(*t, now, "")+")")
 		} else {
 			line("Last refresh", "unknown (creation_timestamp missing)")
 		}

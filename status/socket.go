@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/delivery"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // ProbeTimeout bounds the connection attempt to one socket.
@@ -73,25 +74,14 @@ func Probe(a delivery.Address, timeout time.Duration) SocketStatus {
 }
 
 // errorReason is the short cause of a stat or dial error, without the
-// operation and address the report already shows.
+// operation and address the report already shows; a dial that ran out of
+// time without a system error says "timed out".
 func errorReason(err error) string {
 	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno.Error()
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if !errors.As(err, &errno) && oserr.Timeout(err) {
 		return "timed out"
 	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err.Error()
-	}
-	return err.Error()
+	return oserr.Reason(err)
 }
 
 // listeningUnix reports whether the kernel lists a listening Unix socket

@@ -28,7 +28,6 @@ import (
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/expiry"
-	"github.com/schwabtools/token-refresh-sender/logging"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
@@ -194,9 +193,6 @@ func human(d time.Duration) string {
 	}
 	return tokensender.HumanDuration(d)
 }
-
-// clock is t in local time, in the log's layout.
-func clock(t time.Time) string { return t.Local().Format(logging.TimeLayout) }
 
 // relative says how t relates to now: "in 23 minutes", or past "ago" / past
 // "expired 5 minutes ago" (pastWord decides).

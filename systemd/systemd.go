@@ -14,11 +14,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/logtext"
 )
 
 // maxStatus bounds the STATUS= text (systemctl status shows one line).
@@ -172,17 +172,6 @@ func errText(ev tokensender.Event) string {
 	return s
 }
 
-// oneLine turns control characters (a newline would start another
-// sd_notify assignment) into spaces and caps the length.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	if r := []rune(s); len(r) > maxStatus {
-		s = string(r[:maxStatus-3]) + "..."
-	}
-	return s
-}
+// oneLine makes s one line (a newline would start another sd_notify
+// assignment) of at most maxStatus characters.
+func oneLine(s string) string { return logtext.Line(s, maxStatus) }

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/internal/jsonkind"
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // maxFileSize bounds what Load reads: a token file is well under 4 KiB, so
@@ -113,28 +115,7 @@ func decodeObject(raw []byte) (object, error) {
 	return o, nil
 }
 
-// kind names the JSON type of raw for error messages.
-func kind(raw json.RawMessage) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '"':
-		return "string"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number"
-}
-
-func isNull(raw json.RawMessage) bool { return kind(raw) == "null" }
+func isNull(raw json.RawMessage) bool { return jsonkind.Of(raw) == "null" }
 
 // fieldError is a wrong type or value of one field; name is the dotted key.
 type fieldError struct{ name, msg string }
@@ -147,7 +128,7 @@ func stringField(o object, key, name string) (string, bool, error) {
 	if !ok || isNull(raw) {
 		return "", false, nil
 	}
-	if k := kind(raw); k != "string" {
+	if k := jsonkind.Of(raw); k != "string" {
 		return "", false, &fieldError{name, "must be a string, got " + k}
 	}
 	var s string
@@ -165,7 +146,7 @@ func secondsField(o object, key, name string) (int64, bool, error) {
 	if !ok || isNull(raw) {
 		return 0, false, nil
 	}
-	if k := kind(raw); k != "number" {
+	if k := jsonkind.Of(raw); k != "number" {
 		return 0, false, &fieldError{name, "must be a number, got " + k}
 	}
 	text := string(bytes.TrimSpace(raw))
@@ -212,12 +193,12 @@ func readFile(path string) ([]byte, os.FileInfo, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil, &fileError{msg: "Token file not found: " + path, kind: ErrNotFound, err: err}
 		}
-		return nil, nil, readError(path, reason(err), err)
+		return nil, nil, readError(path, oserr.Reason(err), err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, readError(path, reason(err), err)
+		return nil, nil, readError(path, oserr.Reason(err), err)
 	}
 	switch {
 	case fi.IsDir():
@@ -227,7 +208,7 @@ func readFile(path string) ([]byte, os.FileInfo, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, nil, readError(path, reason(err), err)
+		return nil, nil, readError(path, oserr.Reason(err), err)
 	}
 	if len(data) > maxFileSize {
 		return nil, nil, &fileError{
@@ -280,7 +261,7 @@ func Parse(path string, data []byte) (*Document, error) {
 		}
 		return nil, invalid(path, "malformed JSON: "+err.Error()+fixOrLogin)
 	}
-	if k := kind(raw); k != "object" {
+	if k := jsonkind.Of(raw); k != "object" {
 		return nil, invalid(path, "top level must be a JSON object, got "+k+fixOrLogin)
 	}
 	top, err := decodeObject(raw)
@@ -293,7 +274,7 @@ func Parse(path string, data []byte) (*Document, error) {
 	if !ok || isNull(tokRaw) {
 		return nil, noRefreshToken(path, "token object is missing"+runLoginSuffix)
 	}
-	if k := kind(tokRaw); k != "object" {
+	if k := jsonkind.Of(tokRaw); k != "object" {
 		return nil, invalid(path, "token must be a JSON object, got "+k+fixOrLogin)
 	}
 	if d.token, err = decodeObject(tokRaw); err != nil {

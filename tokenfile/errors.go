@@ -2,8 +2,6 @@ package tokenfile
 
 import (
 	"errors"
-	"io/fs"
-	"os"
 )
 
 // ErrNotFound is matched (errors.Is) by the error Load returns when the token
@@ -60,22 +58,3 @@ func (e *fileError) LockFailed() bool { return e.kind == ErrLock }
 // save skipped so that another program's new login is kept (for packages
 // that do not import this one).
 func (e *fileError) NewLogin() bool { return e.kind == ErrNewLogin }
-
-// reason is the short cause of an OS error ("permission denied", "no space
-// left on device") without the operation and path that the message already
-// names.
-func reason(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err.Error()
-	}
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		return se.Err.Error()
-	}
-	return err.Error()
-}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // ErrAlreadyRunning means another daemon holds the token file.
@@ -37,14 +39,14 @@ func (l locker) claim(path string) (release func() error, err error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		defer f.Close()
 		if !errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot lock %s: %s", path, name, reason(err)), err: err}
+			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot lock %s: %s", path, name, oserr.Reason(err)), err: err}
 		}
 		return nil, fmt.Errorf("%w for %s (%s); stop it first, or give this one another --token-file",
 			ErrAlreadyRunning, path, runningPid(f, l.holders(uint64(st.Dev), st.Ino)))
 	}
 	if err := writePid(f, os.Getpid()); err != nil {
 		f.Close()
-		return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot write %s: %s", path, name, reason(err)), err: err}
+		return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot write %s: %s", path, name, oserr.Reason(err)), err: err}
 	}
 	return func() error {
 		// Remove the pid file only while it is still the one we hold.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // DefaultLockWait bounds every wait for the token file's lock when the
@@ -84,7 +86,7 @@ func (l locker) openPrivate(path, name string, flag int) (*os.File, *unix.Stat_t
 		}
 		return nil, nil, &fileError{kind: ErrLock,
 			msg: fmt.Sprintf("token file %s: cannot open %s: %s; check that the token file's directory exists and is writable by this user",
-				path, name, reason(err)),
+				path, name, oserr.Reason(err)),
 			err: err,
 		}
 	}
@@ -92,7 +94,7 @@ func (l locker) openPrivate(path, name string, flag int) (*os.File, *unix.Stat_t
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		f.Close()
-		return nil, nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot inspect %s: %s", path, name, reason(err)), err: err}
+		return nil, nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot inspect %s: %s", path, name, oserr.Reason(err)), err: err}
 	}
 	if why := l.notPrivate(&st); why != "" {
 		f.Close()
@@ -101,7 +103,7 @@ func (l locker) openPrivate(path, name string, flag int) (*os.File, *unix.Stat_t
 	if int(st.Uid) == l.euid && st.Mode&0o077 != 0 {
 		if err := f.Chmod(0o600); err != nil {
 			f.Close()
-			return nil, nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot make %s private (chmod 600): %s", path, name, reason(err)), err: err}
+			return nil, nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot make %s private (chmod 600): %s", path, name, oserr.Reason(err)), err: err}
 		}
 	}
 	return f, &st, nil
@@ -154,7 +156,7 @@ func (l locker) lock(ctx context.Context, path, name string) (*os.File, error) {
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot lock %s: %s", path, name, reason(err)), err: err}
+			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot lock %s: %s", path, name, oserr.Reason(err)), err: err}
 		}
 		if l.log != nil && !told {
 			told = true

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // watchSettle is how long the watcher waits after the last event before
@@ -56,7 +58,7 @@ func watchFile(ctx context.Context, path string, logger *slog.Logger) (<-chan st
 	dir := filepath.Dir(target)
 	if err := w.Add(dir); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("watch token file %s: watch directory %s: %s", path, dir, reason(err))
+		return nil, fmt.Errorf("watch token file %s: watch directory %s: %s", path, dir, oserr.Reason(err))
 	}
 	out := make(chan string)
 	go func() {

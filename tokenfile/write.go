@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/schwabtools/token-refresh-sender/internal/oserr"
 )
 
 // filePerm is the mode of the token file when none is chosen.
@@ -102,7 +104,7 @@ func writeFile(path string, data []byte, mode os.FileMode, ops writeOps) error {
 	if err := ops.syncDir(dir); err != nil {
 		return &fileError{
 			msg: fmt.Sprintf("token file %s: written, but syncing directory %s failed: %s; the new content may be lost if the machine crashes now",
-				path, dir, reason(err)),
+				path, dir, oserr.Reason(err)),
 			err: err,
 		}
 	}
@@ -167,7 +169,7 @@ func owner(p string) (int, bool) {
 
 func writeError(path string, err error) error {
 	return &fileError{
-		msg: fmt.Sprintf("token file %s: cannot write: %s; the file on disk was not changed", path, reason(err)),
+		msg: fmt.Sprintf("token file %s: cannot write: %s; the file on disk was not changed", path, oserr.Reason(err)),
 		err: err,
 	}
 }
@@ -237,7 +239,7 @@ func CleanStaleTemps(path string) (removed []string, err error) {
 	dir, base := filepath.Dir(target), filepath.Base(target)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("token file %s: cannot list directory %s for stale temporary files: %s", path, dir, reason(err))
+		return nil, fmt.Errorf("token file %s: cannot list directory %s for stale temporary files: %s", path, dir, oserr.Reason(err))
 	}
 	var errs []error
 	for _, e := range entries {
@@ -246,7 +248,7 @@ func CleanStaleTemps(path string) (removed []string, err error) {
 		}
 		p := filepath.Join(dir, e.Name())
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("token file %s: cannot remove stale temporary file %s: %s", path, p, reason(err)))
+			errs = append(errs, fmt.Errorf("token file %s: cannot remove stale temporary file %s: %s", path, p, oserr.Reason(err)))
 			continue
 		}
 		removed = append(removed, p)

@@ -68,7 +68,7 @@ type Globals struct {
 	Interval             time.Duration `default:"25m" env:"TOKEN_SENDER_INTERVAL" group:"shared" help:"Time between refreshes (never later than 5 minutes before expiry)."`
 	RetryMin             time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" group:"shared" help:"First retry delay after a failed refresh."`
 	RetryMax             time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" group:"shared" help:"Longest retry delay; also the pace while a new login is needed."`
-	RefreshTokenLifetime time.Duration `default:"168h" env:"TOKEN_SENDER_REFRESH_TOKEN_LIFETIME" group:"shared" help:"How long a refresh token lives after the browser login (Schwab: 7 days)."`
+	RefreshTokenLifetime time.Duration `default:"${refresh_token_lifetime}" env:"TOKEN_SENDER_REFRESH_TOKEN_LIFETIME" group:"shared" help:"How long a refresh token lives after the browser login (Schwab: 7 days)."`
 }
 
 // exitCode is an error that carries only an exit status: whatever needed

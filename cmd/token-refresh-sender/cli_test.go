@@ -292,3 +292,30 @@ func TestOneShotCommandsInProcess(t *testing.T) {
 		}
 	}
 }
+
+// --refresh-token-lifetime defaults to the one constant, written 168h in
+// --help.
+func TestGlobals_refreshTokenLifetimeDefault(t *testing.T) {
+	cli := mustParse(t, "status")
+	if cli.Globals.RefreshTokenLifetime != tokensender.RefreshTokenLifetime {
+		t.Errorf("RefreshTokenLifetime = %v, want %v", cli.Globals.RefreshTokenLifetime, tokensender.RefreshTokenLifetime)
+	}
+	var out bytes.Buffer
+	var c CLI
+	parser, err := newParser(&c, &process{out: &out, err: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range parser.Model.Flags {
+		if f.Name == "refresh-token-lifetime" {
+			found = true
+			if f.Default != "168h" {
+				t.Errorf("--refresh-token-lifetime default %q, want 168h", f.Default)
+			}
+		}
+	}
+	if !found {
+		t.Error("no --refresh-token-lifetime flag")
+	}
+}

@@ -33,7 +33,9 @@ func (c *ListenCmd) Run(g *Globals, pr *process) error {
 }
 
 // newListener is a receiver that logs each token received, each line
-// starting with prefix.
+// starting with prefix. A message it refuses (the sender's mistake: the
+// sender got "ERROR: ...") is a WARNING; trouble on this side (accepting a
+// connection, reading from it) is an ERROR, in words of its own.
 func newListener(addr string, log *slog.Logger, prefix string) *receiver.Receiver {
 	return &receiver.Receiver{
 		Addr: addr,
@@ -42,8 +44,11 @@ func newListener(addr string, log *slog.Logger, prefix string) *receiver.Receive
 				tokensender.Redact(t.AccessToken), t.ExpiresAt.Format(logging.TimeLayout),
 				tokensender.HumanDuration(time.Until(t.ExpiresAt))))
 		},
-		OnError: func(err error) {
+		OnReject: func(err error) {
 			log.Warn(prefix + "Rejected a message: " + err.Error())
+		},
+		OnError: func(err error) {
+			log.Error(prefix + "Could not receive: " + err.Error())
 		},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -58,8 +59,9 @@ func newParser(cli *CLI, pr *process) (*kong.Kong, error) {
 		kong.ValueFormatter(helpWithDefault),
 		kong.Groups{sharedGroup: "Shared flags (every command):"},
 		kong.Vars{
-			"default_socket": tokensender.DefaultSocketPath,
-			"version":        versionLine(),
+			"default_socket":         tokensender.DefaultSocketPath,
+			"refresh_token_lifetime": fmt.Sprintf("%dh", int(tokensender.RefreshTokenLifetime/time.Hour)),
+			"version":                versionLine(),
 		},
 	)
 }
