@@ -103,6 +103,7 @@ type Daemon struct {
 	// systemd). It is called on the loop's goroutine and must not block.
 	OnEvent func(tokensender.Event)
 
+	log       *slog.Logger      // Logger, with the current cycle's number
 	held      tokensender.Token // the newest token we know to be good
 	saveErr   error             // why the last refreshed token is not in the file
 	failures  int               // consecutive failed refreshes
@@ -120,34 +121,32 @@ const fileKept = " (keeping the last good token in memory; the file will not be 
 // on a clean shutdown and an error (already logged) only when it cannot
 // start.
 func (d *Daemon) Run(ctx context.Context) error {
+	d.log = d.Logger
 	tok, err := d.Store.Load(ctx)
 	if err != nil {
-		d.Logger.Error(err.Error())
+		d.log.Error(err.Error())
 		return err
 	}
 	d.held = tok
 	d.banner("Token Refresh Sender Initialized")
 	d.banner("Token Refresh Sender Started")
-	d.Logger.Info("Refresh interval: " + tokensender.HumanDuration(d.Interval))
+	d.log.Info("Refresh interval: " + tokensender.HumanDuration(d.Interval))
 	for _, s := range d.Settings {
-		d.Logger.Info(s[0] + ": " + s[1])
+		d.log.Info(s[0] + ": " + s[1])
 	}
 	defer d.stop()
 	d.emit(tokensender.Event{Kind: tokensender.EventStarted})
 
 	// Each cycle's lines, from the wait for it on, carry its number as a
-	// structured field (JSON format only): Logger is that cycle's logger
-	// until Run returns, and only this goroutine logs through it.
-	base := d.Logger
-	defer func() { d.Logger = base }()
+	// structured field (JSON format only).
 	next := d.now()
 	for cycle := 1; d.MaxCycles == 0 || cycle <= d.MaxCycles; cycle++ {
-		d.Logger = base.With(logging.Cycle(cycle))
+		d.log = d.Logger.With(logging.Cycle(cycle))
 		if !d.waitUntil(ctx, next) {
 			return nil
 		}
-		d.Logger.Info("")
-		d.Logger.Info(fmt.Sprintf("--- Refresh Cycle %d ---", cycle))
+		d.log.Info("")
+		d.log.Info(fmt.Sprintf("--- Refresh Cycle %d ---", cycle))
 		next = d.cycle(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -161,13 +160,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 // finished, retries included. Errors have been logged when it returns. If
 // only saving failed, the new token is returned with the error.
 func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
+	d.log = d.Logger
 	held, err := d.Store.Load(ctx)
 	if err != nil {
-		d.Logger.Error(err.Error())
+		d.log.Error(err.Error())
 		return tokensender.Token{}, err
 	}
 	d.held = held
-	d.Logger.Info("Refreshing OAuth token...")
+	d.log.Info("Refreshing OAuth token...")
 	tok, at, err := d.refresh(ctx)
 	if err != nil {
 		d.logFailure(err)
@@ -184,7 +184,7 @@ func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 
 // cycle makes one refresh attempt and returns when the next one is due.
 func (d *Daemon) cycle(ctx context.Context) time.Time {
-	d.Logger.Info("Refreshing OAuth token...")
+	d.log.Info("Refreshing OAuth token...")
 	began := d.now()
 	tok, at, err := d.refresh(ctx)
 	took := d.now().Sub(began)
@@ -199,7 +199,7 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 	d.failures = 0
 	d.refreshed(tok, at)
 	if recovered > 0 {
-		d.Logger.Info(fmt.Sprintf("Token refresh recovered after %d failed attempt(s)", recovered))
+		d.log.Info(fmt.Sprintf("Token refresh recovered after %d failed attempt(s)", recovered))
 	}
 	// The schedule counts from the instant the token's expiry was counted
 	// from, so the log reads "25 minutes", never "24 minutes 59 seconds".
@@ -209,7 +209,7 @@ func (d *Daemon) cycle(ctx context.Context) time.Time {
 		d.emit(tokensender.Event{Kind: tokensender.EventRecovered, Failures: recovered, Duration: took, Next: next})
 	}
 	d.emit(tokensender.Event{Kind: tokensender.EventRefreshed, Duration: took, Next: next})
-	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(at))),
+	d.log.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(at))),
 		logging.NextRefresh(next))
 	return next
 }
@@ -248,10 +248,10 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, time.Time, err
 			// Not a failure: another program wrote a new login while we
 			// refreshed, and the file keeps it; FileChanged (or the next
 			// cycle) takes it up.
-			d.Logger.Warn(err.Error())
+			d.log.Warn(err.Error())
 			return fresh, at, nil
 		}
-		d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
+		d.log.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
 		return fresh, at, nil
 	}
 	if called || ctx.Err() != nil {
@@ -262,7 +262,7 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, time.Time, err
 	if _, loadErr := d.Store.Load(ctx); loadErr == nil {
 		return tokensender.Token{}, at, err
 	}
-	d.Logger.Error(err.Error() + fileKept)
+	d.log.Error(err.Error() + fileKept)
 	return d.exchange(ctx, d.held)
 }
 
@@ -296,7 +296,7 @@ func (d *Daemon) refreshed(tok tokensender.Token, now time.Time) {
 	if lifetime <= 0 {
 		lifetime = tok.ExpiresAt.Sub(now)
 	}
-	d.Logger.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(lifetime)),
+	d.log.Info(fmt.Sprintf("Token refreshed successfully (expires in %s)", tokensender.HumanDuration(lifetime)),
 		logging.Result(resultSuccess))
 }
 
@@ -324,9 +324,9 @@ func failureFields(relogin bool) []any {
 // logFailure logs a failed refresh outside the loop (no next attempt).
 func (d *Daemon) logFailure(err error) {
 	relogin, _ := d.classify(err)
-	d.Logger.Error("Token refresh failed: "+err.Error(), failureFields(relogin)...)
+	d.log.Error("Token refresh failed: "+err.Error(), failureFields(relogin)...)
 	if relogin {
-		d.Logger.Error(reloginAdvice)
+		d.log.Error(reloginAdvice)
 	}
 }
 
@@ -347,9 +347,9 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 	}
 	if relogin {
 		next := now.Add(d.Backoff.Max)
-		d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; next attempt at %s, or at once when a new login replaces the token file)", err, at(next)),
+		d.log.Error(fmt.Sprintf("Token refresh failed: %v; next attempt at %s, or at once when a new login replaces the token file)", err, at(next)),
 			append(failureFields(true), logging.NextRefresh(next))...)
-		d.Logger.Error(reloginAdvice)
+		d.log.Error(reloginAdvice)
 		d.emit(tokensender.Event{Kind: tokensender.EventReloginRequired, Err: err, Failures: d.failures, Duration: took, Next: next})
 		return next
 	}
@@ -363,7 +363,7 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 		state += fmt.Sprintf("; the server asked to wait %s, capped at --retry-max (%s)",
 			tokensender.HumanDuration(retryAfter), tokensender.HumanDuration(d.Backoff.Max))
 	}
-	d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; retrying at %s, attempt %d failed; %s)", err, at(next), d.failures, state),
+	d.log.Error(fmt.Sprintf("Token refresh failed: %v; retrying at %s, attempt %d failed; %s)", err, at(next), d.failures, state),
 		append(failureFields(false), logging.NextRefresh(next))...)
 	d.emit(tokensender.Event{Kind: tokensender.EventRefreshFailed, Err: err, Failures: d.failures, Duration: took, Next: next})
 	return next
@@ -410,7 +410,7 @@ func (d *Daemon) waitUntil(ctx context.Context, next time.Time) bool {
 		case wokeCancelled:
 			return false
 		case wokeRefreshNow:
-			d.Logger.Info("Refresh requested (SIGUSR1)")
+			d.log.Info("Refresh requested (SIGUSR1)")
 			return true
 		case wokeFileChanged:
 			if d.newLoginInFile(ctx) {
@@ -500,19 +500,20 @@ func (d *Daemon) alarm(at time.Time) (<-chan struct{}, func()) {
 func (d *Daemon) newLoginInFile(ctx context.Context) bool {
 	tok, err := d.Store.Load(ctx)
 	if err != nil {
-		d.Logger.Error(err.Error() + fileKept)
+		d.log.Error(err.Error() + fileKept)
 		return false
 	}
 	if tok.RefreshToken == d.held.RefreshToken {
 		return false
 	}
-	d.Logger.Info("The token file has a new refresh token (a new login); refreshing now")
+	d.log.Info("The token file has a new refresh token (a new login); refreshing now")
 	tok.RefreshTokenIssuedAt = tok.LoginTime(d.held, d.now())
 	d.held = tok
 	return true
 }
 
 func (d *Daemon) stop() {
+	d.log = d.Logger // the closing lines belong to no cycle
 	d.emit(tokensender.Event{Kind: tokensender.EventStopping})
 	if d.deliveryC != nil {
 		d.deliveryC(ErrStopping)
@@ -533,9 +534,9 @@ func (d *Daemon) emit(ev tokensender.Event) {
 }
 
 func (d *Daemon) banner(title string) {
-	d.Logger.Info(logging.Banner)
-	d.Logger.Info(title)
-	d.Logger.Info(logging.Banner)
+	d.log.Info(logging.Banner)
+	d.log.Info(title)
+	d.log.Info(logging.Banner)
 }
 
 func (d *Daemon) now() time.Time {
