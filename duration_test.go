@@ -23,6 +23,7 @@ func TestHumanDuration(t *testing.T) {
 		{52*time.Hour + 10*time.Minute, "2 days 4 hours"},
 		{2*time.Minute + 30*time.Second, "2 minutes 30 seconds"},
 		{-3 * time.Minute, "-3 minutes"},
+		{0, "0 ms"},
 	}
 	for _, tt := range tests {
 		if got := tokensender.HumanDuration(tt.in); got != tt.want {

@@ -42,6 +42,32 @@ func (t Token) Expired(now time.Time) bool {
 	return !now.Before(t.ExpiresAt)
 }
 
+// LoginTime is when t's refresh token was issued (the browser login),
+// worked out from what is known. It is the one place that rule lives:
+//
+//   - t's own RefreshTokenIssuedAt, when set (a login, or a file that
+//     recorded it, says so);
+//   - otherwise, when t keeps the refresh token of prev (the token held
+//     before; an empty refresh token means "unchanged", as in a refresh
+//     response without one), prev's login time;
+//   - otherwise t brings a new refresh token: it was issued no later than
+//     seen, the moment it was first seen, in whole seconds like the file.
+//
+// With nothing held before (prev has no refresh token), an unknown login
+// time stays unknown (the zero time): it is never guessed.
+func (t Token) LoginTime(prev Token, seen time.Time) time.Time {
+	if !t.RefreshTokenIssuedAt.IsZero() {
+		return t.RefreshTokenIssuedAt
+	}
+	if t.RefreshToken == "" || t.RefreshToken == prev.RefreshToken {
+		return prev.RefreshTokenIssuedAt
+	}
+	if prev.RefreshToken == "" {
+		return time.Time{}
+	}
+	return seen.Truncate(time.Second)
+}
+
 // Lifetime is the access token's full lifetime, from ExpiresIn.
 func (t Token) Lifetime() time.Duration {
 	return time.Duration(t.ExpiresIn) * time.Second

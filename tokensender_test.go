@@ -26,6 +26,15 @@ func TestMessage_Wire(t *testing.T) {
 			name: "escapes like ensure_ascii",
 			msg:  tokensender.Message{AccessToken: "a\"b\\c\n<&>\x7f", RefreshToken: "é😀", ExpiresAt: 0},
 			want: `{"access_token": "a\"b\\c\n<&>\u007f", "refresh_token": "\u00e9\ud83d\ude00", "expires_at": 0}`,
+		}, {
+			name: "a real-sized access token with a short refresh token",
+			msg:  tokensender.Message{AccessToken: strings.Repeat("A", 200), RefreshToken: "r", ExpiresAt: 1},
+			want: `{"access_token": "` + strings.Repeat("A", 200) + `", "refresh_token": "r", "expires_at": 1}`,
+		},
+		{
+			name: "a short access token with a long refresh token",
+			msg:  tokensender.Message{AccessToken: "a", RefreshToken: strings.Repeat("R", 200), ExpiresAt: 1},
+			want: `{"access_token": "a", "refresh_token": "` + strings.Repeat("R", 200) + `", "expires_at": 1}`,
 		},
 	}
 	for _, tt := range tests {
@@ -98,6 +107,66 @@ func TestToken_formattingNeverShowsSecrets(t *testing.T) {
 		}
 		if !strings.Contains(out, "...") {
 			t.Errorf("formatting shows no prefix at all: %s", out)
+		}
+	}
+}
+
+func TestToken_LoginTime(t *testing.T) {
+	login := time.Unix(1762900000, 0)
+	own := time.Unix(1762950000, 0)
+	seen := time.Unix(1762983055, 700_000_000) // mid-second: the file keeps whole seconds
+	held := tokensender.Token{RefreshToken: "r-1", RefreshTokenIssuedAt: login}
+	tests := []struct {
+		name string
+		t    tokensender.Token
+		prev tokensender.Token
+		want time.Time
+	}{
+		{"same refresh token, login time dropped by another writer: restored",
+			tokensender.Token{RefreshToken: "r-1"}, held, login},
+		{"refresh response without a refresh token keeps the login time",
+			tokensender.Token{}, held, login},
+		{"the token's own login time wins",
+			tokensender.Token{RefreshToken: "r-1", RefreshTokenIssuedAt: own}, held, own},
+		{"new refresh token with its own login time (a login wrote the file)",
+			tokensender.Token{RefreshToken: "r-2", RefreshTokenIssuedAt: own}, held, own},
+		{"new refresh token without one: when we first saw it",
+			tokensender.Token{RefreshToken: "r-2"}, held, time.Unix(1762983055, 0)},
+		{"new refresh token, previous login time unknown: when we first saw it",
+			tokensender.Token{RefreshToken: "r-2"}, tokensender.Token{RefreshToken: "r-1"}, time.Unix(1762983055, 0)},
+		{"same refresh token, login time never known: stays unknown",
+			tokensender.Token{RefreshToken: "r-1"}, tokensender.Token{RefreshToken: "r-1"}, time.Time{}},
+		{"nothing held before: unknown, never guessed",
+			tokensender.Token{RefreshToken: "r-1"}, tokensender.Token{}, time.Time{}},
+		{"nothing held before, the token knows it",
+			tokensender.Token{RefreshToken: "r-1", RefreshTokenIssuedAt: own}, tokensender.Token{}, own},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.t.LoginTime(tt.prev, seen)
+			if !got.Equal(tt.want) || got.IsZero() != tt.want.IsZero() {
+				t.Errorf("LoginTime = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestToken_LifetimeAndExpired(t *testing.T) {
+	at := time.Unix(1762984855, 0)
+	tok := tokensender.Token{ExpiresIn: 1800, ExpiresAt: at}
+	if got := tok.Lifetime(); got != 30*time.Minute {
+		t.Errorf("Lifetime = %v, want 30m", got)
+	}
+	for _, tt := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{at.Add(-time.Second), false},
+		{at, true},
+		{at.Add(time.Second), true},
+	} {
+		if got := tok.Expired(tt.now); got != tt.want {
+			t.Errorf("Expired(%v) = %v, want %v", tt.now, got, tt.want)
 		}
 	}
 }

@@ -4,8 +4,8 @@
 // the bot never holds an expired token while Schwab answers at all.
 //
 // The loop talks to the outside world through three small interfaces
-// (Refresher, Store, Deliverer) so its scheduling can be tested on a fake
-// clock with testing/synctest.
+// (Refresher, Store, Deliverer) and an injectable wall clock (Now, Alarm),
+// so its scheduling can be tested on a fake clock with testing/synctest.
 package daemon
 
 import (
@@ -28,12 +28,16 @@ type Refresher interface {
 
 // Store is the token file shared with other processes.
 type Store interface {
-	// Load reads and validates the token file (torn reads retried by the implementation).
+	// Load reads and validates the token file (torn reads retried by the
+	// implementation).
 	Load(ctx context.Context) (tokensender.Token, error)
-	// Update runs fn on the file's current token while holding the cross-process lock
-	// (bounded wait), and saves the token fn returns atomically (creation_timestamp = store's now).
-	// fn error: nothing written, Update returns (zero Token, fn's error unchanged).
-	// fn ok but the write failed: Update returns (fn's token, non-nil error).
+	// Update runs fn on the file's current token while holding the
+	// cross-process lock (bounded wait), and saves the token fn returns
+	// atomically (creation_timestamp = the store's now). If fn fails,
+	// nothing is written and Update returns (zero Token, fn's error
+	// unchanged). If fn succeeds but the write fails, Update returns (fn's
+	// token, non-nil error): refreshed but not saved. If the lock cannot be
+	// taken or the file cannot be read, fn is not called.
 	Update(ctx context.Context, fn func(current tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error)
 }
 
@@ -59,7 +63,9 @@ type Daemon struct {
 
 	// Interval between regular refreshes (the seed's 25 minutes).
 	Interval time.Duration
-	// Backoff between retries of transient failures.
+	// Backoff between retries of transient failures. Backoff.Max (the
+	// --retry-max flag) also caps a server-requested wait while the bot
+	// has no valid token, or its token is within the refresh margin.
 	Backoff Backoff
 	// MaxCycles stops the loop after that many refresh attempts (0: run
 	// until the context is cancelled). The demo uses it.
@@ -72,11 +78,22 @@ type Daemon struct {
 	// the refresh token, are ignored.
 	FileChanged <-chan struct{}
 	// Heartbeat, if set, is called at least every HeartbeatEvery while the
-	// loop is alive and waiting (the systemd watchdog).
+	// loop is alive and waiting (the systemd watchdog). It is the only
+	// periodic wake-up of an idle loop.
 	Heartbeat      func()
 	HeartbeatEvery time.Duration
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
+	// Alarm returns a channel that receives once the wall clock (Now)
+	// reaches at, and a function that releases it; the loop calls that
+	// function exactly once. The channel must also receive promptly when
+	// the machine resumes from a suspend that carried the clock past at;
+	// it may receive early, for example when the clock was set (the loop
+	// then reads Now and sets a new alarm). nil means an alarm on the
+	// system's wall clock that sleeps through to at (a timerfd on Linux;
+	// PollAlarm(time.Now) elsewhere). A Now other than the system's clock
+	// needs an Alarm on that same clock, such as PollAlarm(Now).
+	Alarm func(at time.Time) (fired <-chan struct{}, stop func())
 	// Settings are printed after the start banner, one "Name: value" line
 	// each, in order (socket path, token file, app config).
 	Settings [][2]string
@@ -87,16 +104,13 @@ type Daemon struct {
 	held      tokensender.Token // the newest token we know to be good
 	saveErr   error             // why the last refreshed token is not in the file
 	failures  int               // consecutive failed refreshes
-	deliveryC context.CancelFunc
-	inflight  sync.WaitGroup // background delivery retries
+	deliveryC context.CancelCauseFunc
+	inflight  sync.WaitGroup // background deliveries
 }
 
-// lockWait bounds the wait for the token file's lock.
-const lockWait = 45 * time.Second
-
-// wallClockCheck bounds every wait: timers do not advance while a machine
-// is suspended, so the loop re-reads the wall clock at least this often.
-const wallClockCheck = time.Minute
+// fileKept is appended to a token-file error when the loop carries on with
+// the token it holds.
+const fileKept = " (keeping the last good token in memory; the file will not be overwritten)"
 
 // Run loads the token file, then refreshes at once and keeps refreshing
 // until ctx is cancelled. A refresh in progress when ctx is cancelled is
@@ -146,13 +160,13 @@ func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 	}
 	d.held = held
 	d.Logger.Info("Refreshing OAuth token...")
-	tok, err := d.refresh(ctx)
+	tok, at, err := d.refresh(ctx)
 	if err != nil {
 		d.logFailure(err)
 		return tokensender.Token{}, err
 	}
-	d.refreshed(tok, d.now())
-	d.deliver(ctx, tok)
+	d.refreshed(tok, at)
+	d.deliver(ctx, tok, time.Time{})
 	d.inflight.Wait()
 	if d.saveErr != nil {
 		return tok, fmt.Errorf("token refreshed and delivered, but not saved: %w", d.saveErr)
@@ -164,79 +178,92 @@ func (d *Daemon) Once(ctx context.Context) (tokensender.Token, error) {
 func (d *Daemon) cycle(ctx context.Context) time.Time {
 	d.Logger.Info("Refreshing OAuth token...")
 	began := d.now()
-	tok, err := d.refresh(ctx)
+	tok, at, err := d.refresh(ctx)
 	took := d.now().Sub(began)
-	// Whole seconds, like expires_at: the schedule then reads "25 minutes",
-	// not "24 minutes 59 seconds".
-	now := d.now().Truncate(time.Second)
 	if ctx.Err() != nil {
-		return now
+		return at
 	}
 	if err != nil {
-		return d.failed(err, now, took)
+		// Whole seconds, like the times in the log line.
+		return d.failed(err, d.now().Truncate(time.Second), took)
 	}
 	recovered := d.failures
 	d.failures = 0
-	d.refreshed(tok, now)
+	d.refreshed(tok, at)
 	if recovered > 0 {
 		d.Logger.Info(fmt.Sprintf("Token refresh recovered after %d failed attempt(s)", recovered))
 	}
-	d.deliver(ctx, tok)
-	next := NextRefresh(now, tok, d.Interval)
+	// The schedule counts from the instant the token's expiry was counted
+	// from, so the log reads "25 minutes", never "24 minutes 59 seconds".
+	next := NextRefresh(at, tok, d.Interval)
+	d.deliver(ctx, tok, next)
 	if recovered > 0 {
 		d.emit(tokensender.Event{Kind: tokensender.EventRecovered, Failures: recovered, Duration: took, Next: next})
 	}
 	d.emit(tokensender.Event{Kind: tokensender.EventRefreshed, Duration: took, Next: next})
-	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(now))))
+	d.Logger.Info(fmt.Sprintf("Next refresh at %s (%s)", next.Format(logging.TimeLayout), tokensender.HumanDuration(next.Sub(at))))
 	return next
 }
 
-// refresh holds the token-file lock across read, refresh and write, so no
-// other process refreshes with the same refresh token in between.
-func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, error) {
-	// Another process holding the lock for longer than this is stuck; the
-	// loop must not wedge behind it (systemd's watchdog would kill us).
-	lockCtx, cancel := context.WithTimeout(ctx, lockWait)
-	defer cancel()
-	called := false
-	var refreshErr error
-	fn := func(current tokensender.Token) (tokensender.Token, error) {
+// refresh makes one refresh inside Store.Update, so the token file's lock
+// is held across load, refresh and save and no other process refreshes
+// with the same refresh token in between. at is the instant, in whole
+// seconds, the new token's expiry counts from.
+//
+// When the file cannot be read, the refresh goes ahead from the token held
+// in memory and nothing is written: a file we could not parse is never
+// overwritten.
+func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, time.Time, error) {
+	var called, refreshed bool
+	var fresh tokensender.Token
+	var at time.Time
+	_, err := d.Store.Update(ctx, func(current tokensender.Token) (tokensender.Token, error) {
 		called = true
-		tok, err := d.Refresher.Refresh(ctx, current.RefreshToken)
-		if err != nil {
-			refreshErr = err
-			return tokensender.Token{}, err
-		}
-		// Schwab answers a refresh with the same refresh token: its login time
-		// carries over. A new refresh token was issued just now.
-		tok.RefreshTokenIssuedAt = current.RefreshTokenIssuedAt
-		if tok.RefreshToken != current.RefreshToken {
-			tok.RefreshTokenIssuedAt = d.now().Truncate(time.Second)
-		}
-		return tok, nil
-	}
+		// The file may lack the login time (another program rewrote it):
+		// put back what we know.
+		current.RefreshTokenIssuedAt = current.LoginTime(d.held, d.now())
+		var rerr error
+		fresh, at, rerr = d.exchange(ctx, current)
+		refreshed = rerr == nil
+		return fresh, rerr
+	})
 	d.saveErr = nil
-	tok, err := d.Store.Update(lockCtx, fn)
-	switch {
-	case refreshErr != nil:
-		return tokensender.Token{}, refreshErr
-	case called && err != nil:
+	if err == nil {
+		return fresh, at, nil
+	}
+	if refreshed {
 		// The token is good: the bot still gets it, and the next cycle
 		// writes the file again.
 		d.saveErr = err
 		d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
-		return tok, nil
-	case called:
-		return tok, nil
+		return fresh, at, nil
 	}
-	var lf interface{ LockFailed() bool }
-	if errors.As(err, &lf) && lf.LockFailed() || ctx.Err() != nil {
-		return tokensender.Token{}, fmt.Errorf("lock token file: %w", err)
+	if called || ctx.Err() != nil {
+		return tokensender.Token{}, at, err
 	}
-	// Never overwrite a file we could not parse; keep working from the
-	// last good token in memory.
-	d.Logger.Error(err.Error() + " (keeping the last good token in memory; the file will not be overwritten)")
-	return fn(d.held)
+	// fn never ran: the lock could not be taken, or the file not read.
+	// Only an unreadable file is worked around.
+	if _, loadErr := d.Store.Load(ctx); loadErr == nil {
+		return tokensender.Token{}, at, err
+	}
+	d.Logger.Error(err.Error() + fileKept)
+	return d.exchange(ctx, d.held)
+}
+
+// exchange asks the Refresher for a new token in place of current. The new
+// token expires ExpiresIn after at, the moment the request was made (whole
+// seconds, as in the file), and carries its login time.
+func (d *Daemon) exchange(ctx context.Context, current tokensender.Token) (tokensender.Token, time.Time, error) {
+	at := d.now().Truncate(time.Second)
+	tok, err := d.Refresher.Refresh(ctx, current.RefreshToken)
+	if err != nil {
+		return tokensender.Token{}, at, err
+	}
+	if tok.ExpiresIn > 0 {
+		tok.ExpiresAt = at.Add(tok.Lifetime())
+	}
+	tok.RefreshTokenIssuedAt = tok.LoginTime(current, at)
+	return tok, at, nil
 }
 
 func (d *Daemon) refreshed(tok tokensender.Token, now time.Time) {
@@ -281,81 +308,160 @@ func (d *Daemon) failed(err error, now time.Time, took time.Duration) time.Time 
 		d.emit(tokensender.Event{Kind: tokensender.EventReloginRequired, Err: err, Failures: d.failures, Duration: took, Next: next})
 		return next
 	}
-	next := NextRetry(now, d.Backoff.Delay(d.failures), retryAfter, d.held)
+	wait, capped := LimitRetryAfter(now, retryAfter, d.Backoff.Max, d.held)
+	next := NextRetry(now, d.Backoff.Delay(d.failures), wait, d.held)
 	state := "the current access token is still valid until " + d.held.ExpiresAt.Format(logging.TimeLayout)
 	if d.held.Expired(now) {
 		state = "the current access token has expired"
+	}
+	if capped {
+		state += fmt.Sprintf("; the server asked to wait %s, capped at --retry-max (%s)",
+			tokensender.HumanDuration(retryAfter), tokensender.HumanDuration(d.Backoff.Max))
 	}
 	d.Logger.Error(fmt.Sprintf("Token refresh failed: %v; retrying at %s, attempt %d failed; %s)", err, at(next), d.failures, state))
 	d.emit(tokensender.Event{Kind: tokensender.EventRefreshFailed, Err: err, Failures: d.failures, Duration: took, Next: next})
 	return next
 }
 
-// deliver hands tok to the bot, superseding any delivery still retrying an
-// older token.
-func (d *Daemon) deliver(ctx context.Context, tok tokensender.Token) {
+// Why a delivery's context is cancelled (context.Cause), so the deliverer
+// can say it in its log line.
+var (
+	ErrSuperseded = errors.New("a newer token replaced it")
+	ErrStopping   = errors.New("the program is stopping")
+)
+
+// deliver hands tok to the bot, superseding (cancelling) any delivery still
+// retrying an older token. It waits until the first attempt to each bot has
+// finished, so their log lines come before the schedule's, but never past
+// due, when the next refresh must start; the delivery then goes on in the
+// background until the next one supersedes it. A zero due does not wait.
+func (d *Daemon) deliver(ctx context.Context, tok tokensender.Token, due time.Time) {
 	if d.Deliverer == nil {
 		return
 	}
 	if d.deliveryC != nil {
-		d.deliveryC()
+		d.deliveryC(ErrSuperseded)
 	}
-	dctx, cancel := context.WithCancel(ctx)
+	dctx, cancel := context.WithCancelCause(ctx)
 	d.deliveryC = cancel
-	wait := d.Deliverer.Deliver(dctx, tok.Message())
-	d.inflight.Go(wait)
+	msg := tok.Message()
+	first := make(chan struct{})
+	d.inflight.Go(func() {
+		wait := d.Deliverer.Deliver(dctx, msg)
+		close(first)
+		wait()
+	})
+	if !due.IsZero() {
+		d.sleep(ctx, due, first, false)
+	}
 }
 
 // waitUntil blocks until the wall clock reaches next, a refresh is
 // requested, or ctx is done (then it returns false).
 func (d *Daemon) waitUntil(ctx context.Context, next time.Time) bool {
 	for {
-		// Round(0) drops the monotonic reading: after a suspend only the
-		// wall clock knows how much time really passed.
-		if d.Heartbeat != nil {
-			d.Heartbeat()
-		}
-		left := next.Round(0).Sub(d.now().Round(0))
-		if left <= 0 {
-			return true
-		}
-		wait := min(left, wallClockCheck)
-		if d.Heartbeat != nil && d.HeartbeatEvery > 0 {
-			wait = min(wait, d.HeartbeatEvery)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		switch d.sleep(ctx, next, nil, true) {
+		case wokeCancelled:
 			return false
-		case <-d.RefreshNow:
-			t.Stop()
+		case wokeRefreshNow:
 			d.Logger.Info("Refresh requested (SIGUSR1)")
 			return true
-		case _, ok := <-d.FileChanged:
-			t.Stop()
-			if !ok {
-				d.FileChanged = nil
-			} else if d.newLoginInFile() {
+		case wokeFileChanged:
+			if d.newLoginInFile(ctx) {
 				return true
 			}
-		case <-t.C:
+		default: // wokeDue
+			return true
 		}
 	}
 }
 
+// woke says why sleep returned.
+type woke int
+
+const (
+	wokeDue woke = iota
+	wokeCancelled
+	wokeDone
+	wokeRefreshNow
+	wokeFileChanged
+)
+
+// sleep blocks until the wall clock reaches until, done is closed, ctx is
+// done, or (with requests) RefreshNow or FileChanged receives. It sets one
+// alarm for until and no periodic timer, except the heartbeat's when one
+// is configured.
+func (d *Daemon) sleep(ctx context.Context, until time.Time, done <-chan struct{}, requests bool) woke {
+	var refreshNow, fileChanged <-chan struct{}
+	if requests {
+		refreshNow, fileChanged = d.RefreshNow, d.FileChanged
+	}
+	var fired <-chan struct{}
+	release := func() {}
+	defer func() { release() }()
+	var beat <-chan time.Time
+	if d.Heartbeat != nil && d.HeartbeatEvery > 0 {
+		t := time.NewTicker(d.HeartbeatEvery)
+		defer t.Stop()
+		beat = t.C
+	}
+	for {
+		if d.Heartbeat != nil {
+			d.Heartbeat()
+		}
+		// Round(0) drops the monotonic reading: after a suspend only the
+		// wall clock knows how much time really passed.
+		if !d.now().Round(0).Before(until.Round(0)) {
+			return wokeDue
+		}
+		if fired == nil {
+			fired, release = d.alarm(until)
+		}
+		select {
+		case <-ctx.Done():
+			return wokeCancelled
+		case <-done:
+			return wokeDone
+		case <-refreshNow:
+			return wokeRefreshNow
+		case _, ok := <-fileChanged:
+			if ok {
+				return wokeFileChanged
+			}
+			d.FileChanged, fileChanged = nil, nil
+		case <-fired:
+			// Due, or the clock changed: read it again, and set a new
+			// alarm if it is early.
+			release()
+			fired, release = nil, func() {}
+		case <-beat:
+		}
+	}
+}
+
+// alarm sets an alarm for the wall-clock time at.
+func (d *Daemon) alarm(at time.Time) (<-chan struct{}, func()) {
+	if d.Alarm != nil {
+		return d.Alarm(at)
+	}
+	return wallAlarm(at)
+}
+
 // newLoginInFile reloads the token file after it changed and reports
-// whether it now holds a refresh token other than the one in use.
-func (d *Daemon) newLoginInFile() bool {
-	tok, err := d.Store.Load(context.Background())
+// whether it now holds a refresh token other than the one in use. A new
+// refresh token's login time is the file's, or else now, when we first saw
+// it.
+func (d *Daemon) newLoginInFile(ctx context.Context) bool {
+	tok, err := d.Store.Load(ctx)
 	if err != nil {
-		d.Logger.Error(err.Error() + " (keeping the last good token in memory; the file will not be overwritten)")
+		d.Logger.Error(err.Error() + fileKept)
 		return false
 	}
 	if tok.RefreshToken == d.held.RefreshToken {
 		return false
 	}
 	d.Logger.Info("The token file has a new refresh token (a new login); refreshing now")
+	tok.RefreshTokenIssuedAt = tok.LoginTime(d.held, d.now())
 	d.held = tok
 	return true
 }
@@ -363,7 +469,7 @@ func (d *Daemon) newLoginInFile() bool {
 func (d *Daemon) stop() {
 	d.emit(tokensender.Event{Kind: tokensender.EventStopping})
 	if d.deliveryC != nil {
-		d.deliveryC()
+		d.deliveryC(ErrStopping)
 	}
 	d.inflight.Wait()
 	d.banner("Token Refresh Sender Stopped")

@@ -25,6 +25,18 @@ type fakeSchwab struct {
 	seen     []string
 	n        int
 	now      func() time.Time // the daemon's clock, so tokens expire on it
+	store    *memStore        // records whether its lock was held at each call
+	locked   []bool
+	took     time.Duration // how long each request takes (fake time)
+	rotate   bool          // issue a new refresh token with each access token
+	at       []time.Time   // when each request was made (the bubble's clock)
+}
+
+// times returns when each request was made.
+func (f *fakeSchwab) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.at...)
 }
 
 // calls returns the refresh tokens seen so far.
@@ -38,6 +50,18 @@ func (f *fakeSchwab) Refresh(_ context.Context, refreshToken string) (tokensende
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seen = append(f.seen, refreshToken)
+	f.at = append(f.at, time.Now())
+	if f.store != nil {
+		f.locked = append(f.locked, f.store.isLocked())
+	}
+	time.Sleep(f.took)
+	// The expiry counts from when the answer arrived (as oauth2 counts
+	// it); the daemon counts it from its own instant instead.
+	now := time.Now()
+	if f.now != nil {
+		now = f.now()
+	}
+	now = now.Truncate(time.Second)
 	if len(f.errs) > 0 {
 		err := f.errs[0]
 		f.errs = f.errs[1:]
@@ -46,11 +70,9 @@ func (f *fakeSchwab) Refresh(_ context.Context, refreshToken string) (tokensende
 		}
 	}
 	f.n++
-	now := time.Now()
-	if f.now != nil {
-		now = f.now()
+	if f.rotate {
+		refreshToken = fmt.Sprintf("refresh-rotated-%d", f.n)
 	}
-	now = now.Truncate(time.Second)
 	return tokensender.Token{
 		AccessToken:  fmt.Sprintf("access-%d", f.n),
 		RefreshToken: refreshToken,
@@ -59,13 +81,19 @@ func (f *fakeSchwab) Refresh(_ context.Context, refreshToken string) (tokensende
 	}, nil
 }
 
-// memStore is a token file in memory.
+// memStore is a token file in memory with a lock that Update holds while
+// it loads, runs fn and saves, as tokenfile.Store does.
 type memStore struct {
-	mu      sync.Mutex
-	tok     tokensender.Token
-	loadErr error
-	saveErr error
-	saves   int
+	mu       sync.Mutex
+	tok      tokensender.Token
+	loadErr  error
+	lockErr  error
+	saveErr  error
+	lockHeld bool // Update waits for the lock until ctx is done
+	locked   bool
+	saves    int
+	saved    []tokensender.Token
+	loads    int
 }
 
 var _ daemon.Store = (*memStore)(nil)
@@ -73,17 +101,37 @@ var _ daemon.Store = (*memStore)(nil)
 func (s *memStore) Load(context.Context) (tokensender.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.loads++
 	return s.tok, s.loadErr
 }
 
-func (s *memStore) Update(_ context.Context, fn func(tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
+func (s *memStore) Update(ctx context.Context, fn func(tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
 	s.mu.Lock()
-	cur, loadErr := s.tok, s.loadErr
-	s.mu.Unlock()
-	if loadErr != nil {
-		return tokensender.Token{}, loadErr
+	if s.lockHeld {
+		// Another process holds the lock until we give up.
+		s.mu.Unlock()
+		<-ctx.Done()
+		return tokensender.Token{}, ctx.Err()
 	}
-	tok, err := fn(cur)
+	if s.lockErr != nil {
+		defer s.mu.Unlock()
+		return tokensender.Token{}, s.lockErr
+	}
+	if s.locked {
+		panic("memStore: Update while locked")
+	}
+	s.locked = true
+	current, err := s.tok, s.loadErr
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.locked = false
+		s.mu.Unlock()
+	}()
+	if err != nil {
+		return tokensender.Token{}, err
+	}
+	tok, err := fn(current)
 	if err != nil {
 		return tokensender.Token{}, err
 	}
@@ -94,7 +142,99 @@ func (s *memStore) Update(_ context.Context, fn func(tokensender.Token) (tokense
 	}
 	s.saves++
 	s.tok = tok
+	s.saved = append(s.saved, tok)
 	return tok, nil
+}
+
+func (s *memStore) isLocked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.locked
+}
+
+// set changes the file as another program would.
+func (s *memStore) set(change func(tok *tokensender.Token)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change(&s.tok)
+}
+
+func (s *memStore) lastSaved() tokensender.Token {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.saved) == 0 {
+		return tokensender.Token{}
+	}
+	return s.saved[len(s.saved)-1]
+}
+
+// wallClock is the daemon's wall clock in tests: the bubble's clock plus
+// the time spent suspended. Its alarms behave like a timerfd on
+// CLOCK_REALTIME with TFD_TIMER_CANCEL_ON_SET: each fires when the wall
+// clock reaches its time, and every pending one wakes when the clock jumps.
+// It counts what the daemon asks of it, to show that an idle daemon does
+// nothing at all.
+type wallClock struct {
+	mu        sync.Mutex
+	suspended time.Duration
+	reads     int
+	alarms    []time.Time
+	pending   map[int]chan struct{}
+	ids       int
+}
+
+func newWallClock() *wallClock { return &wallClock{pending: map[int]chan struct{}{}} }
+
+func (c *wallClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads++
+	return time.Now().Add(c.suspended)
+}
+
+func (c *wallClock) Alarm(at time.Time) (<-chan struct{}, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.alarms = append(c.alarms, at)
+	ch := make(chan struct{}, 1)
+	c.ids++
+	id := c.ids
+	c.pending[id] = ch
+	t := time.AfterFunc(at.Sub(time.Now().Add(c.suspended)), func() { c.fire(id) })
+	return ch, func() {
+		t.Stop()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.pending, id)
+	}
+}
+
+func (c *wallClock) fire(id int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.pending[id]; ok {
+		delete(c.pending, id)
+		ch <- struct{}{}
+	}
+}
+
+// suspend moves the wall clock forward by d while the bubble's timers
+// stand still, and wakes every pending alarm as the kernel does on resume.
+func (c *wallClock) suspend(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.suspended += d
+	for id, ch := range c.pending {
+		delete(c.pending, id)
+		ch <- struct{}{}
+	}
+}
+
+// activity is how often the daemon has read the clock and set an alarm.
+func (c *wallClock) activity() (reads int, alarms []time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads, append([]time.Time(nil), c.alarms...)
 }
 
 // recorder is a bot that receives every message at once.
@@ -141,6 +281,7 @@ type harness struct {
 	store  *memStore
 	bot    *recorder
 	log    *syncBuffer
+	clock  *wallClock
 }
 
 func newHarness(lifetime, interval time.Duration) *harness {
@@ -150,9 +291,12 @@ func newHarness(lifetime, interval time.Duration) *harness {
 			AccessToken: "old-access", RefreshToken: "refresh-1",
 			ExpiresIn: int64(lifetime / time.Second), ExpiresAt: time.Now().Add(time.Minute),
 		}},
-		bot: &recorder{},
-		log: &syncBuffer{},
+		bot:   &recorder{},
+		log:   &syncBuffer{},
+		clock: newWallClock(),
 	}
+	h.schwab.store = h.store
+	h.schwab.now = h.clock.Now
 	h.d = &daemon.Daemon{
 		Refresher: h.schwab,
 		Store:     h.store,
@@ -164,6 +308,8 @@ func newHarness(lifetime, interval time.Duration) *harness {
 		Interval: interval,
 		Backoff:  daemon.Backoff{Min: 2 * time.Second, Max: 2 * time.Minute, Jitter: func() float64 { return 0 }},
 		Settings: [][2]string{{"Socket path", "/tmp/bigbrother_token.sock"}},
+		Now:      h.clock.Now,
+		Alarm:    h.clock.Alarm,
 	}
 	return h
 }
@@ -182,6 +328,9 @@ func (h *harness) start(t *testing.T) (stop func()) {
 		}
 	}
 }
+
+// logText is everything logged so far, without timestamps.
+func (h *harness) logText() string { return strings.Join(h.log.messages(), "\n") }
 
 func TestDaemon_Run_logsTheSeedLinesInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -355,33 +504,52 @@ func TestDaemon_Run_saveFailureStillDelivers(t *testing.T) {
 }
 
 func TestDaemon_Run_refreshesAtOnceAfterSuspend(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(30*time.Minute, 25*time.Minute)
-		var mu sync.Mutex
-		var suspended time.Duration
-		h.d.Now = func() time.Time {
+	// The laptop sleeps for two hours, 3 minutes after a refresh: timers
+	// stood still, the wall clock did not.
+	t.Run("wall-clock alarm", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(30*time.Minute, 25*time.Minute)
+			stop := h.start(t)
+			time.Sleep(3 * time.Minute)
+			h.clock.suspend(2 * time.Hour)
+			synctest.Wait()
+			// The alarm woke on resume: the refresh happens without any
+			// time passing on the (stood still) timers.
+			if n := h.bot.count(); n != 2 {
+				t.Errorf("deliveries = %d right after the resume, want 2", n)
+			}
+			stop()
+		})
+	})
+	t.Run("portable alarm", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := newHarness(30*time.Minute, 25*time.Minute)
+			var mu sync.Mutex
+			var suspended time.Duration
+			h.d.Now = func() time.Time {
+				mu.Lock()
+				defer mu.Unlock()
+				return time.Now().Add(suspended)
+			}
+			h.d.Alarm = daemon.PollAlarm(h.d.Now) // re-reads the clock every minute
+			h.schwab.now = h.d.Now
+			stop := h.start(t)
+			time.Sleep(3 * time.Minute)
 			mu.Lock()
-			defer mu.Unlock()
-			return time.Now().Add(suspended)
-		}
-		h.schwab.now = h.d.Now
-		stop := h.start(t)
-		time.Sleep(3 * time.Minute)
-		// The laptop sleeps for two hours: timers stood still, the wall clock did not.
-		mu.Lock()
-		suspended = 2 * time.Hour
-		mu.Unlock()
-		before := time.Now()
-		time.Sleep(61 * time.Second)
-		synctest.Wait()
-		stop()
+			suspended = 2 * time.Hour
+			mu.Unlock()
+			before := time.Now()
+			time.Sleep(61 * time.Second)
+			synctest.Wait()
+			stop()
 
-		if n := h.bot.count(); n != 2 {
-			t.Fatalf("deliveries = %d, want 2 (the second right after the resume)", n)
-		}
-		if lag := h.bot.at[1].Sub(before); lag > time.Minute {
-			t.Errorf("refreshed %v after the resume, want within a minute", lag)
-		}
+			if n := h.bot.count(); n != 2 {
+				t.Fatalf("deliveries = %d, want 2 (the second right after the resume)", n)
+			}
+			if lag := h.bot.at[1].Sub(before); lag > time.Minute {
+				t.Errorf("refreshed %v after the resume, want within a minute", lag)
+			}
+		})
 	})
 }
 
@@ -448,14 +616,14 @@ func TestDaemon_Once(t *testing.T) {
 func TestDaemon_Run_emitsEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(30*time.Minute, 25*time.Minute)
-		h.schwab.errs = []error{errors.New("HTTP 503"), nil, errRelogin}
+		h.schwab.errs = []error{nil, errors.New("HTTP 503"), nil, errRelogin}
 		var kinds []string
 		h.d.OnEvent = func(ev tokensender.Event) { kinds = append(kinds, ev.Kind.String()) }
 		stop := h.start(t)
-		time.Sleep(26 * time.Minute)
+		time.Sleep(51 * time.Minute)
 		synctest.Wait()
 		stop()
-		want := "started refresh_failed recovered refreshed relogin_required stopping"
+		want := "started refreshed refresh_failed recovered refreshed relogin_required stopping"
 		if got := strings.Join(kinds, " "); got != want {
 			t.Errorf("events = %s\nwant     %s", got, want)
 		}

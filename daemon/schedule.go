@@ -85,3 +85,16 @@ func NextRetry(now time.Time, delay, retryAfter time.Duration, held tokensender.
 	}
 	return next
 }
+
+// LimitRetryAfter bounds a server-requested wait (Retry-After): while the
+// bot holds no valid token, or the held one is within its refresh margin
+// (see ExpiryMargin), no wait longer than limit (--retry-max) is honoured, so
+// a hostile or mistaken "come back tomorrow" cannot leave the bot without
+// a token. capped reports that the wait was cut.
+func LimitRetryAfter(now time.Time, retryAfter, limit time.Duration, held tokensender.Token) (wait time.Duration, capped bool) {
+	needed := !now.Before(held.ExpiresAt.Add(-ExpiryMargin(held)))
+	if needed && retryAfter > limit {
+		return limit, true
+	}
+	return retryAfter, false
+}

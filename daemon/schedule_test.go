@@ -45,9 +45,37 @@ func TestBackoff_Delay(t *testing.T) {
 			t.Errorf("Delay(%d) = %v, want %v", i+1, got, w)
 		}
 	}
-	b.Jitter = func() float64 { return 0.999 }
-	if got := b.Delay(1); got > 2*time.Second || got < 1600*time.Millisecond {
-		t.Errorf("jittered Delay(1) = %v, want within 20%% below 2s", got)
+	// The jitter takes up to 20% off, in proportion.
+	for _, tt := range []struct {
+		jitter   float64
+		failures int
+		want     time.Duration
+	}{
+		{0.5, 1, 1800 * time.Millisecond},
+		{0.25, 3, 7600 * time.Millisecond},
+		{0.999, 9, 96024 * time.Millisecond},
+	} {
+		b.Jitter = func() float64 { return tt.jitter }
+		if got := b.Delay(tt.failures); got != tt.want {
+			t.Errorf("Delay(%d) with jitter %v = %v, want %v", tt.failures, tt.jitter, got, tt.want)
+		}
+	}
+}
+
+func TestBackoff_Delay_defaultJitterSpreadsRetries(t *testing.T) {
+	b := daemon.Backoff{Min: 10 * time.Second, Max: time.Minute}
+	seen := map[time.Duration]bool{}
+	for range 64 {
+		d := b.Delay(1)
+		if d > 10*time.Second || d <= 8*time.Second {
+			t.Fatalf("Delay(1) = %v, want in (8s, 10s]", d)
+		}
+		seen[d] = true
+	}
+	// 64 draws of a random float64 landing on fewer than 2 distinct values
+	// means no jitter at all.
+	if len(seen) < 2 {
+		t.Errorf("64 delays took %d distinct values: jitter is not applied", len(seen))
 	}
 }
 
@@ -70,6 +98,40 @@ func TestNextRetry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := daemon.NextRetry(now, tt.delay, tt.retryAfter, tt.held).Sub(now); got != tt.want {
 				t.Errorf("NextRetry in %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimitRetryAfter(t *testing.T) {
+	now := time.Unix(1762983055, 0)
+	limit := 2 * time.Minute
+	token := func(left time.Duration) tokensender.Token {
+		return tokensender.Token{ExpiresIn: 1800, ExpiresAt: now.Add(left)}
+	}
+	tests := []struct {
+		name       string
+		retryAfter time.Duration
+		held       tokensender.Token
+		want       time.Duration
+		capped     bool
+	}{
+		{"expired: a day is cut to the limit", 24 * time.Hour, token(-time.Second), limit, true},
+		{"expiring now: cut", time.Hour, token(0), limit, true},
+		{"within the margin: cut", time.Hour, token(5 * time.Minute), limit, true},
+		{"just outside the margin: honoured", time.Hour, token(5*time.Minute + time.Second), time.Hour, false},
+		{"no token held at all: cut", time.Hour, tokensender.Token{}, limit, true},
+		{"short token, margin a sixth of 60 s: outside", time.Hour, tokensender.Token{ExpiresIn: 60, ExpiresAt: now.Add(11 * time.Second)}, time.Hour, false},
+		{"short token, margin a sixth of 60 s: inside", time.Hour, tokensender.Token{ExpiresIn: 60, ExpiresAt: now.Add(10 * time.Second)}, limit, true},
+		{"exactly the limit: not cut", limit, token(-time.Second), limit, false},
+		{"below the limit: honoured", time.Minute, token(-time.Second), time.Minute, false},
+		{"none asked", 0, token(-time.Second), 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, capped := daemon.LimitRetryAfter(now, tt.retryAfter, limit, tt.held)
+			if got != tt.want || capped != tt.capped {
+				t.Errorf("LimitRetryAfter = %v, %v; want %v, %v", got, capped, tt.want, tt.capped)
 			}
 		})
 	}

@@ -35,6 +35,11 @@ type Config struct {
 	RefreshTokenLifetime time.Duration // default 7*24h
 	CodeLifetime         time.Duration // default 30s
 	Now                  func() time.Time
+	// SplitWrites answers token requests as many servers not written in Go
+	// do: the headers and the body in two writes, with Nagle's algorithm
+	// on (StartTLS). A client that reuses a connection then waits for its
+	// own delayed ACK before the body arrives.
+	SplitWrites bool
 }
 
 // Stats counts what the fake has seen since New.

@@ -31,10 +31,14 @@ func (t *TLSServer) Close() { t.ts.Close() }
 
 // StartTLS serves s over HTTPS on a free port of 127.0.0.1. TLS handshake
 // errors from clients that do not trust the certificate are not logged.
+// With Config.SplitWrites, accepted connections have Nagle's algorithm on.
 func StartTLS(s *Server) (*TLSServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("start fake Schwab: listen on 127.0.0.1: %w", err)
+	}
+	if s.cfg.SplitWrites {
+		ln = nagleListener{ln}
 	}
 	ts := &httptest.Server{
 		Listener: ln,
@@ -51,4 +55,16 @@ func StartTLS(s *Server) (*TLSServer, error) {
 		CertPEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}),
 		ts:           ts,
 	}, nil
+}
+
+// nagleListener turns Nagle's algorithm back on for accepted connections
+// (Go turns it off).
+type nagleListener struct{ net.Listener }
+
+func (l nagleListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(false)
+	}
+	return c, err
 }

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -65,7 +66,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(len(a.body)))
 	w.WriteHeader(a.status)
+	if s.cfg.SplitWrites {
+		http.NewResponseController(w).Flush() //nolint:errcheck // best effort: the body follows anyway
+	}
 	_, _ = w.Write(a.body)
 }
 

@@ -15,7 +15,9 @@ var (
 	// ErrDenied: the browser came back with an OAuth error (the user clicked
 	// Deny, or Schwab refused the request).
 	ErrDenied = errors.New("login denied in the browser")
-	// ErrStateMismatch: the redirect carried another login's state.
+	// ErrStateMismatch: a redirect (a code or an error) without this
+	// login's state: none, another login's, or a forged one. Run refuses
+	// such a redirect and keeps waiting; ParseRedirect returns it.
 	ErrStateMismatch = errors.New("login state mismatch")
 	// ErrTimeout: no callback (or pasted address) arrived in time.
 	ErrTimeout = errors.New("login timed out")

@@ -45,6 +45,9 @@ const (
 type Options struct {
 	App       *config.App
 	TokenFile string
+	// TokenFileMode is the mode the token file is written with (0: 0600;
+	// --token-file-mode).
+	TokenFileMode os.FileMode
 	// Client exchanges the code; it must be set up with App's key, secret
 	// and token URL.
 	Client *schwab.Client
@@ -205,31 +208,39 @@ func (f *flow) complete(ctx context.Context, code string) (*Result, error) {
 	// them even if ctx is cancelled now.
 	lockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockWait)
 	defer cancel()
-	path := f.opts.TokenFile
 	notSaved := func(err error) error {
 		return newError(ErrNotSaved, err,
 			"Schwab issued new tokens but they could not be saved: %v; the previous refresh token no longer works, so fix this and run login again", err)
 	}
-	unlock, err := tokenfile.Lock(lockCtx, path)
-	if err != nil {
-		return nil, notSaved(err)
-	}
 	now := f.now()
 	tok.RefreshTokenIssuedAt = now.Truncate(time.Second) // this login
-	err = tokenfile.Write(path, tokenfile.New(tok, now))
-	if uerr := unlock(); err == nil && uerr != nil {
-		f.log.Warn(uerr.Error())
-	}
-	if err != nil {
+	if err := f.save(lockCtx, tok, now); err != nil {
 		return nil, notSaved(err)
 	}
-	f.log.Info("Token file written: " + path)
+	f.log.Info("Token file written: " + f.opts.TokenFile)
 	return &Result{
 		Token:                 tok,
-		TokenFile:             path,
+		TokenFile:             f.opts.TokenFile,
 		LoggedInAt:            now,
 		RefreshTokenExpiresAt: now.Add(f.opts.RefreshTokenLifetime),
 	}, nil
+}
+
+// save writes tok to the token file under its lock. An existing, readable
+// token document is updated in place (Document.Apply), so keys that other
+// tools keep there survive; a missing or unusable file is replaced by a new
+// document. Either way creation_timestamp and refresh_token_issued_at are
+// the login time, now.
+func (f *flow) save(ctx context.Context, tok tokensender.Token, now time.Time) error {
+	// A login always brings a new refresh token: its issue time is now.
+	tok.RefreshTokenIssuedAt = now
+	store := &tokenfile.Store{
+		Path:   f.opts.TokenFile,
+		Mode:   f.opts.TokenFileMode,
+		Now:    func() time.Time { return now },
+		Logger: f.log,
+	}
+	return store.SaveLogin(ctx, tok)
 }
 
 // checkWritable fails early, before the login uses up anything, when the

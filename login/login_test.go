@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -71,6 +72,20 @@ func TestRun_Success(t *testing.T) {
 			}
 			if !sameToken(tok, res.Token) {
 				t.Errorf("saved token differs from Result.Token")
+			}
+			// The login updates the existing document: other tools' keys stay.
+			raw, err := os.ReadFile(e.tokenFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var top struct {
+				OtherTool *struct{ Keep bool } `json:"other_tool"`
+			}
+			if err := json.Unmarshal(raw, &top); err != nil {
+				t.Fatal(err)
+			}
+			if kept := top.OtherTool != nil && top.OtherTool.Keep; kept != existing {
+				t.Errorf("other_tool kept = %v, want %v:\n%s", kept, existing, raw)
 			}
 			if _, err := e.client.Refresh(t.Context(), tok.RefreshToken); err != nil {
 				t.Errorf("the saved refresh token does not refresh: %v", err)
@@ -152,6 +167,18 @@ func TestRun_Failures(t *testing.T) {
 				"Redirect URI mismatch"},
 		},
 		{
+			name: "hostile token answer",
+			browse: func(t *testing.T, e *env, hc *http.Client, authURL string) (int, string) {
+				loc := e.consent(t, hc, authURL, "allow", nil)
+				e.fake.Inject(fakeschwab.FaultStatus(200, "application/json",
+					`{"access_token":"`+strings.Repeat("A", 1<<20-100)+`","refresh_token":"r@","expires_in":1800}`, nil))
+				return get(t, hc, loc)
+			},
+			wantIs: ErrExchange,
+			wantErr: []string{"(Schwab: invalid token response: access_token is 1048476 bytes, longer than the 4096 allowed)",
+				"was not changed"},
+		},
+		{
 			name: "bad app secret",
 			env: []envOption{func(_ *fakeschwab.Config, _ *config.App, c *schwab.Client) {
 				c.AppSecret = "wrong-secret"
@@ -161,14 +188,6 @@ func TestRun_Failures(t *testing.T) {
 			},
 			wantIs:  ErrExchange,
 			wantErr: []string{"Schwab rejected the app key/secret: check app_key and app_secret in configs/schwab_app_config.yaml"},
-		},
-		{
-			name: "state mismatch",
-			browse: func(t *testing.T, e *env, hc *http.Client, authURL string) (int, string) {
-				return get(t, hc, e.consent(t, hc, authURL, "allow", map[string]string{"state": "another-login"}))
-			},
-			wantIs:  ErrStateMismatch,
-			wantErr: []string{"different login attempt"},
 		},
 	}
 	for _, tt := range tests {
@@ -408,6 +427,17 @@ func TestRun_Manual(t *testing.T) {
 		{name: "no code", decision: "allow",
 			paste:  func(e *env, _ string) []string { return []string{e.app.CallbackURL + "/?session=abc"} },
 			wantIs: errAny, wantErr: "the pasted address has no code"},
+		{name: "foreign code, then the real one", decision: "allow",
+			paste:    func(_ *env, loc string) []string { return []string{withState(loc, ""), loc} },
+			wantLogs: "the pasted address has an authorization code but no state, so it is not from this login; paste the address"},
+		{name: "error without our state, then the real one", decision: "allow",
+			paste: func(e *env, loc string) []string {
+				return []string{e.app.CallbackURL + "/?error=access_denied&state=other", loc}
+			},
+			wantLogs: "the pasted address has an error but a state that does not match this login"},
+		{name: "another login's address only", decision: "allow",
+			paste:  func(_ *env, loc string) []string { return []string{withState(loc, "other")} },
+			wantIs: errAny, wantErr: "(last paste: the pasted address has an authorization code but a state that does not match this login"},
 		{name: "nothing", decision: "allow", paste: func(*env, string) []string { return nil },
 			wantIs: errAny, wantErr: "the input ended before a redirect address was pasted"},
 	}
@@ -634,4 +664,66 @@ func TestExchangeError(t *testing.T) {
 			t.Errorf("exchangeError(%v) does not match ErrExchange and its cause", tt.err)
 		}
 	}
+}
+
+// withState returns the redirect address loc with its state replaced by
+// state (removed when state is empty).
+func withState(loc, state string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		panic(err)
+	}
+	q := u.Query()
+	q.Del("state")
+	if state != "" {
+		q.Set("state", state)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// loginOnce runs one login through the browser and returns Run's outcome.
+func loginOnce(t *testing.T, e *env) (*Result, error) {
+	t.Helper()
+	r := start(t, t.Context(), e.options())
+	hc := e.browser(t)
+	get(t, hc, e.consent(t, hc, r.ready(t), "allow", nil))
+	return r.wait(t)
+}
+
+func TestRun_SaveOverExistingFile(t *testing.T) {
+	t.Run("unusable file is replaced", func(t *testing.T) {
+		e := newEnv(t)
+		if err := os.WriteFile(e.tokenFile, []byte("{not json"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := loginOnce(t, e)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		doc, err := tokenfile.Load(e.tokenFile)
+		if err != nil || !sameToken(doc.Token(), res.Token) {
+			t.Fatalf("token file not replaced: %v", err)
+		}
+		if !strings.Contains(e.logs.String(), "level=WARN msg=\"The old token file was unusable, so the new tokens replace it: token file "+e.tokenFile+": malformed JSON") {
+			t.Errorf("logs lack the warning:\n%s", e.logs)
+		}
+	})
+	t.Run("unreadable file is kept", func(t *testing.T) {
+		e := newEnv(t)
+		// A socket at the path cannot be opened: the login reports the
+		// tokens as not saved rather than guess.
+		ln, err := net.Listen("unix", e.tokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		_, err = loginOnce(t, e)
+		if !errors.Is(err, ErrNotSaved) || !strings.Contains(err.Error(), "cannot read") {
+			t.Fatalf("err = %v, want ErrNotSaved for an unreadable file", err)
+		}
+		if fi, err := os.Lstat(e.tokenFile); err != nil || fi.Mode()&os.ModeSocket == 0 {
+			t.Errorf("the socket was replaced: %v", err)
+		}
+	})
 }

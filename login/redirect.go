@@ -2,6 +2,7 @@ package login
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/url"
@@ -49,13 +50,60 @@ func newState() string { return rand.Text() }
 // error (a favicon, a probe): it is not an answer from Schwab.
 var errNoCode = errors.New("no code and no error in the address")
 
+// stateError is a redirect (a code or an OAuth error) that does not carry
+// this login's state: a stale login page's, or a forged one (login CSRF,
+// RFC 6749 section 10.12). It matches ErrStateMismatch. Its text reads
+// after a subject ("the request ...", "the pasted address ...") and never
+// quotes the state or the code.
+type stateError struct {
+	has string // "an authorization code" or "an error"
+	why string // "no state", "a state that does not match this login", ...
+}
+
+func (e *stateError) Error() string {
+	return "has " + e.has + " but " + e.why + ", so it is not from this login"
+}
+
+func (e *stateError) Is(target error) bool { return target == ErrStateMismatch }
+
+// checkState returns "" when q carries exactly one state equal to want
+// (compared in constant time), or else what is wrong with it.
+func checkState(q url.Values, want string) string {
+	got := q["state"]
+	switch {
+	case want == "":
+		return "this login has no state to compare it with"
+	case len(got) == 0 || got[0] == "":
+		return "no state"
+	case len(got) > 1:
+		return "more than one state"
+	case subtle.ConstantTimeCompare([]byte(got[0]), []byte(want)) != 1:
+		return "a state that does not match this login"
+	}
+	return ""
+}
+
 // readRedirect interprets the query of the address Schwab redirected the
-// browser to. It returns the authorization code, or errNoCode, or an error
-// matching ErrDenied or ErrStateMismatch. wantState is checked only when the
-// query has a state (Schwab may not echo it).
+// browser to. A redirect counts only with exactly this login's state
+// (wantState): it returns the authorization code, or an error matching
+// ErrDenied (an OAuth error with our state). A code or an error without
+// our state gives a *stateError (ErrStateMismatch); a query with neither a
+// code nor an error gives errNoCode.
 func readRedirect(q url.Values, wantState string) (string, error) {
-	if e := q.Get("error"); e != "" || q.Has("error") {
-		why := clean(e)
+	hasErr := q.Has("error")
+	code := q.Get("code")
+	if !hasErr && code == "" {
+		return "", errNoCode
+	}
+	if why := checkState(q, wantState); why != "" {
+		has := "an authorization code"
+		if hasErr {
+			has = "an error"
+		}
+		return "", &stateError{has: has, why: why}
+	}
+	if hasErr {
+		why := clean(q.Get("error"))
 		if why == "" {
 			why = "no reason given"
 		}
@@ -63,14 +111,6 @@ func readRedirect(q url.Values, wantState string) (string, error) {
 			why += ": " + d
 		}
 		return "", newError(ErrDenied, nil, "login was denied in the browser (%s); run login again and click Allow", why)
-	}
-	code := q.Get("code")
-	if code == "" {
-		return "", errNoCode
-	}
-	if q.Has("state") && wantState != "" && q.Get("state") != wantState {
-		return "", newError(ErrStateMismatch, nil,
-			"the redirect belongs to a different login attempt (its state does not match this one); run login again and use only the newest login page")
 	}
 	return code, nil
 }
@@ -82,9 +122,11 @@ func readRedirect(q url.Values, wantState string) (string, error) {
 // Surrounding whitespace and one pair of quotes ('...' or "...") are
 // ignored, and a missing "https://" in front of the callback's host and
 // port is supplied (address bars often hide it). The address must have the scheme, host and port of callback (any
-// path); its state, when present, must equal wantState (unless wantState is
-// empty). An address with an error parameter gives an error matching
-// ErrDenied. Error texts never contain the code.
+// path) and exactly this login's state, wantState: an address without it
+// (no state, another state, an error parameter without our state) gives an
+// error matching ErrStateMismatch, and so does an empty wantState. An
+// address with an error parameter and our state gives an error matching
+// ErrDenied. Error texts never contain the code or a state.
 func ParseRedirect(callback *url.URL, pasted string, wantState string) (code string, err error) {
 	if callback == nil {
 		return "", errors.New("login: no callback URL to compare the pasted address with")
@@ -115,6 +157,9 @@ func ParseRedirect(callback *url.URL, pasted string, wantState string) (code str
 		return "", fmt.Errorf("the pasted address is damaged (its query is malformed: %s); copy the whole address again", clean(queryErrText(qerr)))
 	case errors.Is(err, errNoCode):
 		return "", fmt.Errorf("the pasted address has no code; after you click Allow, copy the whole address the browser shows, which starts with %s/?code=", want)
+	case errors.Is(err, ErrStateMismatch):
+		return "", newError(ErrStateMismatch, err,
+			"the pasted address %v; paste the address the browser shows after you click Allow on the login page printed above", err)
 	case err != nil:
 		return "", err
 	}

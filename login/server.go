@@ -200,6 +200,19 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errNoCode):
 		http.NotFound(w, r) // a favicon or a probe: keep waiting
 		return
+	case errors.Is(err, ErrStateMismatch):
+		// A stale tab, or another user's code sent to us (login CSRF):
+		// refuse it and keep waiting for the real redirect.
+		h.flow.log.Warn("Refused a request to the login callback from " + clean(r.RemoteAddr) + ": it " + err.Error() +
+			" (an old login page, or a forged request); still waiting for the redirect from this login")
+		renderPage(w, http.StatusBadRequest, page{
+			Title:   "token-refresh-sender - Not this login",
+			Heading: "Not this login",
+			ID:      "error",
+			Message: "This address " + err.Error() + "; it was refused.",
+			Detail:  "If you started this login, open the newest login page the terminal printed and click Allow there; the login is still waiting.",
+		})
+		return
 	}
 	if !h.claim() {
 		renderPage(w, http.StatusConflict, failedPage("This login has already ended. Look at the terminal; run login again if needed."))

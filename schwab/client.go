@@ -6,9 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,24 +34,28 @@ type Client struct {
 	Now               func() time.Time
 }
 
-// NewHTTPClient returns an HTTP client for the token endpoint: dial and TLS
-// handshake time out after 10s, response headers after 20s, the whole
-// request after 30s; TLS 1.2 or newer; certificates are checked against
-// rootCAs, or the system roots when rootCAs is nil. Proxies come from the
-// environment. Redirects are not followed: the token endpoint never
-// redirects, and following one would send the credentials elsewhere.
+// NewHTTPClient returns an HTTP client for the token endpoint: the TLS
+// handshake times out after 10s, response headers after 20s, the whole
+// request (the dial included) after 30s; TLS 1.2 or newer; certificates are checked against
+// rootCAs, or the system roots when rootCAs is nil (crypto/x509 parses those
+// once per process). Proxies come from the environment. Redirects are not
+// followed: the token endpoint never redirects, and following one would
+// send the credentials elsewhere.
+//
+// Keep-alive is off: one request every 25 minutes gains nothing from a
+// pooled connection, an idle one only wakes the process to close it, and a
+// reused connection (past TCP's quick-ACK start) delays its ACKs, so a
+// server that writes headers and body in two segments stalls on Nagle
+// against delayed ACK for ~40 ms.
 func NewHTTPClient(rootCAs *x509.CertPool) *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
 			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs},
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: 20 * time.Second,
 			ExpectContinueTimeout: time.Second,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConns:          4,
+			DisableKeepAlives:     true,
 			ForceAttemptHTTP2:     true,
 		},
 		Timeout: 30 * time.Second,
@@ -103,7 +108,6 @@ func (c *Client) do(ctx context.Context, op, grant string,
 	hc := c.HTTPClient
 	if hc == nil {
 		hc = NewHTTPClient(nil)
-		defer hc.CloseIdleConnections()
 	}
 	// Record the raw response next to x/oauth2, which reports 2xx answers it
 	// cannot use, and failed body reads, only as text.
@@ -144,14 +148,55 @@ func (c *Client) do(ctx context.Context, op, grant string,
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
 	}
-	if tok.ExpiresIn <= 0 {
-		return tokensender.Token{}, &Error{Op: op, StatusCode: rec.result().status, Kind: KindTransient,
-			Description: "expires_in is missing or not positive"}
+	if why := checkToken(op, tok); why != "" {
+		return tokensender.Token{}, &Error{Op: op, StatusCode: rec.result().status, Kind: KindTransient, Description: why}
 	}
 	// Counted from when the request was sent, so it is never later than
 	// Schwab's own expiry.
 	tok.ExpiresAt = start.Add(time.Duration(tok.ExpiresIn) * time.Second).Truncate(time.Second)
 	return tok, nil
+}
+
+// Bounds on what a token response may hold: more is never a real Schwab
+// answer, and would make a token file the loader refuses or a socket message
+// over the protocol's limit.
+const (
+	// MaxTokenLen is the longest access, refresh or id token accepted, in bytes.
+	MaxTokenLen = 4 << 10
+	// MaxExpiresIn is the longest access-token lifetime accepted.
+	MaxExpiresIn = 24 * time.Hour
+)
+
+// checkToken says what makes a token response unusable, or "" when it is
+// fine: a token (or token_type, scope) longer than MaxTokenLen or not
+// printable ASCII (no spaces, except between scopes),
+// an exchange without a refresh token, or expires_in not a whole number of
+// seconds from 1 to MaxExpiresIn. The text names the field, never its value.
+func checkToken(op string, tok tokensender.Token) string {
+	for _, f := range []struct {
+		name, value string
+		lowest      rune // the lowest character allowed: '!', or ' ' where spaces are
+	}{
+		{"access_token", tok.AccessToken, '!'},
+		{"refresh_token", tok.RefreshToken, '!'},
+		{"id_token", tok.IDToken, '!'},
+		{"token_type", tok.TokenType, '!'},
+		{"scope", tok.Scope, ' '}, // space-separated
+	} {
+		if len(f.value) > MaxTokenLen {
+			return fmt.Sprintf("%s is %d bytes, longer than the %d allowed", f.name, len(f.value), MaxTokenLen)
+		}
+		if i := strings.IndexFunc(f.value, func(r rune) bool { return r < f.lowest || r > '~' }); i >= 0 {
+			return fmt.Sprintf("%s has a character that is not printable ASCII at byte %d", f.name, i)
+		}
+	}
+	if op == OpExchange && tok.RefreshToken == "" {
+		return "no refresh_token in the answer"
+	}
+	if tok.ExpiresIn <= 0 || tok.ExpiresIn > int64(MaxExpiresIn/time.Second) {
+		return fmt.Sprintf("expires_in must be a whole number of seconds from 1 to %d, got %d", int64(MaxExpiresIn/time.Second), tok.ExpiresIn)
+	}
+	return ""
 }
 
 // response is what recorder saw of the one response.

@@ -215,7 +215,7 @@ func TestClient_RefreshSchwabErrors(t *testing.T) {
 		{"empty object", fakeschwab.FaultStatus(200, json, `{}`, nil), wantErr{
 			200, "", "no access_token in the body", schwab.KindTransient, 0, "invalid token response: no access_token in the body"}},
 		{"no expires_in", fakeschwab.FaultStatus(200, json, `{"access_token":"I0.x@","refresh_token":"r@"}`, nil), wantErr{
-			200, "", "expires_in is missing or not positive", schwab.KindTransient, 0, "invalid token response: expires_in is missing or not positive"}},
+			200, "", "expires_in must be a whole number of seconds from 1 to 86400, got 0", schwab.KindTransient, 0, "invalid token response: expires_in must be a whole number of seconds from 1 to 86400, got 0"}},
 		{"200 with error", fakeschwab.FaultStatus(200, json, `{"error":"invalid_client","error_description":"refresh token invalid"}`, nil), wantErr{
 			200, "invalid_client", "refresh token invalid", schwab.KindRelogin, 0, "HTTP 200: invalid_client: refresh token invalid"}},
 		{"redirect not followed", fakeschwab.FaultStatus(302, "", "", http.Header{"Location": {"https://127.0.0.1:1/elsewhere"}}), wantErr{

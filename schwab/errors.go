@@ -106,6 +106,19 @@ func IsRelogin(err error) bool {
 	return errors.As(err, &e) && e.Kind == KindRelogin
 }
 
+// RetryAdvice is what the refresh loop needs to know about a failed
+// refresh: relogin is true when err is (or wraps) an *Error of KindRelogin,
+// and retryAfter is that *Error's RetryAfter (Schwab's Retry-After, at most
+// 24h; the caller applies its own cap). Any other error is transient with
+// no advice: (false, 0).
+func RetryAdvice(err error) (relogin bool, retryAfter time.Duration) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false, 0
+	}
+	return e.Kind == KindRelogin, e.RetryAfter
+}
+
 // Classify decides the Kind of a failed token request from the HTTP status
 // (0: no response), Schwab's innermost error code and its description. It
 // is the only place that makes this decision.
@@ -129,9 +142,10 @@ func Classify(op string, statusCode int, code, description string) Kind {
 			return KindRelogin
 		}
 	}
-	// A code cannot be retried: whatever 4xx Schwab gives, the user must
-	// log in again. A code-less 403 is the CDN, which passes on its own.
-	if op == OpExchange && statusCode >= 400 && statusCode < 500 &&
+	// A code cannot be retried: whatever 4xx Schwab gives (5xx returned
+	// above), the user must log in again. A code-less 403 is the CDN, which
+	// passes on its own.
+	if op == OpExchange && statusCode >= 400 &&
 		(statusCode != http.StatusForbidden || code != "") {
 		return KindRelogin
 	}

@@ -27,7 +27,7 @@ func TestClassify(t *testing.T) {
 		{"superseded (outer code, phrase only)", OpRefresh, 400, "unsupported_token_type", "Failed refresh token authentication", KindRelogin},
 		{"unsupported_token_type otherwise", OpRefresh, 400, "unsupported_token_type", "something else", KindTransient},
 		{"expired refresh token", OpRefresh, 400, "invalid_client", "refresh token invalid", KindRelogin},
-		{"refresh_token_invalid", OpRefresh, 400, "refresh_token_invalid", "refresh token invalid", KindRelogin},
+		{"refresh_token_invalid", OpRefresh, 400, "refresh_token_invalid", "", KindRelogin},
 		{"description only", OpRefresh, 400, "", "Refresh Token Invalid", KindRelogin},
 		{"invalid_grant on refresh", OpRefresh, 400, "invalid_grant", "", KindRelogin},
 		{"bad app credentials", OpRefresh, 401, "invalid_client", "Unauthorized", KindRelogin},
@@ -54,6 +54,100 @@ func TestClassify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Classify(tt.op, tt.status, tt.code, tt.desc); got != tt.want {
 				t.Errorf("Classify(%q, %d, %q, %q) = %v, want %v", tt.op, tt.status, tt.code, tt.desc, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestClassify_oneChange pins each rule by changing exactly one input of
+// a transient baseline, so that removing any rule fails a row.
+func TestClassify_oneChange(t *testing.T) {
+	type in struct {
+		op     string
+		status int
+		code   string
+		desc   string
+	}
+	base := in{OpRefresh, 400, "invalid_request", "Missing refresh_token"}
+	if got := Classify(base.op, base.status, base.code, base.desc); got != KindTransient {
+		t.Fatalf("baseline %+v = %v, want transient", base, got)
+	}
+	tests := []struct {
+		name   string
+		change func(*in)
+		want   Kind
+	}{
+		{"code invalid_client", func(i *in) { i.code = "invalid_client" }, KindRelogin},
+		{"code invalid_grant", func(i *in) { i.code = "invalid_grant" }, KindRelogin},
+		{"code refresh_token_authentication_error", func(i *in) { i.code = "refresh_token_authentication_error" }, KindRelogin},
+		{"code refresh_token_invalid", func(i *in) { i.code = "refresh_token_invalid" }, KindRelogin},
+		{"code unsupported_token_type", func(i *in) { i.code = "unsupported_token_type" }, KindTransient},
+		{"phrase refresh token invalid", func(i *in) { i.desc = "The Refresh Token Invalid here" }, KindRelogin},
+		{"phrase failed refresh token authentication", func(i *in) { i.desc = "Failed refresh token authentication" }, KindRelogin},
+		{"phrase refresh_token_authentication_error", func(i *in) { i.desc = "wraps refresh_token_authentication_error" }, KindRelogin},
+		{"status 401", func(i *in) { i.status = 401 }, KindRelogin},
+		{"status 403", func(i *in) { i.status = 403 }, KindTransient},
+		{"status 499", func(i *in) { i.status = 499 }, KindTransient},
+		{"op exchange", func(i *in) { i.op = OpExchange }, KindRelogin},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			i := base
+			tt.change(&i)
+			if got := Classify(i.op, i.status, i.code, i.desc); got != tt.want {
+				t.Errorf("Classify(%+v) = %v, want %v", i, got, tt.want)
+			}
+		})
+	}
+	// The same for the transient statuses, from a relogin baseline.
+	rbase := in{OpExchange, 400, "invalid_client", "refresh token invalid"}
+	if got := Classify(rbase.op, rbase.status, rbase.code, rbase.desc); got != KindRelogin {
+		t.Fatalf("baseline %+v = %v, want relogin", rbase, got)
+	}
+	for _, status := range []int{0, 408, 429, 500, 503, 599} {
+		if got := Classify(rbase.op, status, rbase.code, rbase.desc); got != KindTransient {
+			t.Errorf("status %d over %+v = %v, want transient", status, rbase, got)
+		}
+	}
+	for _, status := range []int{400, 401, 403, 404, 409, 410, 422, 499} {
+		if got := Classify(rbase.op, status, rbase.code, rbase.desc); got != KindRelogin {
+			t.Errorf("status %d over %+v = %v, want relogin", status, rbase, got)
+		}
+	}
+	// A code-less 403 on exchange is the CDN; with a code it is Schwab's.
+	if got := Classify(OpExchange, 403, "", "Access Denied"); got != KindTransient {
+		t.Errorf("code-less 403 on exchange = %v, want transient", got)
+	}
+	if got := Classify(OpExchange, 403, "access_denied", "Access Denied"); got != KindRelogin {
+		t.Errorf("403 with a code on exchange = %v, want relogin", got)
+	}
+	if got := Classify(OpExchange, 500, "", ""); got != KindTransient {
+		t.Errorf("500 on exchange = %v, want transient", got)
+	}
+}
+
+func TestRetryAdvice(t *testing.T) {
+	tests := []struct {
+		name        string
+		err         error
+		wantRelogin bool
+		wantAfter   time.Duration
+	}{
+		{"relogin", &Error{Kind: KindRelogin}, true, 0},
+		{"transient", &Error{Kind: KindTransient}, false, 0},
+		{"transient with Retry-After", &Error{Kind: KindTransient, StatusCode: 429, RetryAfter: 30 * time.Second}, false, 30 * time.Second},
+		{"relogin with Retry-After", &Error{Kind: KindRelogin, StatusCode: 401, RetryAfter: time.Minute}, true, time.Minute},
+		{"wrapped", fmt.Errorf("refresh: %w", &Error{Kind: KindTransient, RetryAfter: 2 * time.Second}), false, 2 * time.Second},
+		{"wrapped relogin", fmt.Errorf("a: %w", fmt.Errorf("b: %w", &Error{Kind: KindRelogin})), true, 0},
+		{"zero Kind", &Error{RetryAfter: time.Second}, false, time.Second},
+		{"other error", errors.New("disk full"), false, 0},
+		{"nil", nil, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			relogin, after := RetryAdvice(tt.err)
+			if relogin != tt.wantRelogin || after != tt.wantAfter {
+				t.Errorf("RetryAdvice = %v, %v; want %v, %v", relogin, after, tt.wantRelogin, tt.wantAfter)
 			}
 		})
 	}
@@ -181,6 +275,8 @@ func TestDescribeBody(t *testing.T) {
 		{"CDN 403", 403, "text/html", `<html><head><title>Access Denied</title></head><body><h1>Access Denied</h1>You don't have permission...</body></html>`, "Access Denied (HTML page from Schwab's CDN)"},
 		{"HTML without content type", 503, "", "<!DOCTYPE html><html><body><h1>Service &amp; Unavailable</h1></body></html>", "Service & Unavailable (HTML page)"},
 		{"HTML without title", 502, "text/html; charset=utf-8", "<html><body>oops</body></html>", "HTML page"},
+		{"title first", 502, "text/html", "<title>Bad Gateway</title>", "Bad Gateway (HTML page)"},
+		{"empty title, then h1", 502, "text/html", "<title></title><h1>Gateway</h1>", "Gateway (HTML page)"},
 		{"rate limit", 429, "application/json", `{"errors":[{"status":"429","title":"Rate Limit Exceeded"}]}`, "Rate Limit Exceeded"},
 		{"errors with detail", 400, "application/json", `{"errors":[{"title":"Bad","detail":"why"}]}`, "Bad: why"},
 		{"message", 500, "application/json", `{"message":"Internal error"}`, "Internal error"},
@@ -234,10 +330,20 @@ func TestSanitize(t *testing.T) {
 		{"token-like", "got I0.b2F1dGgyLmJkYy5zY2h3YWIuY29tabcdefghijk12345@ back", "got I0.b2F1d... back"},
 		{"long identifier without digits kept", "refresh_token_authentication_error_and_more_words", "refresh_token_authentication_error_and_more_words"},
 		{"long", strings.Repeat("ab ", 100), strings.Repeat("ab ", 65) + "ab..."},
+		{"exactly 200 characters", strings.Repeat("ab ", 66) + "ab", strings.Repeat("ab ", 66) + "ab"},
+		{"four-character secret", "x wxyz y", "x w... y"},
+		{"three-character secret kept", "x abc y", "x abc y"},
+		{"escaped short secret", "got a+b%26c%21 back", "got a... back"},
+		{"token-like of exactly 40", "k abcdefghij0123456789abcdefghij0123456789 k", "k abcdefgh... k"},
+		{"token-like of 39 kept", "k bcdefghij0123456789abcdefghij0123456789 k", "k bcdefghij0123456789abcdefghij0123456789 k"},
+		{"token-like whose digit is 0", "k " + strings.Repeat("x", 39) + "0 k", "k xxxxxxxx... k"},
+		{"token-like whose digit is 9", "k " + strings.Repeat("x", 39) + "9 k", "k xxxxxxxx... k"},
+		{"token-like of Z and A", "k " + strings.Repeat("Z", 19) + "5" + strings.Repeat("A", 20) + " k", "k ZZZZZZZZ... k"},
+		{"token-like of z and a", "k " + strings.Repeat("z", 19) + "5" + strings.Repeat("a", 20) + " k", "k zzzzzzzz... k"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := sanitize(tt.in, []string{secret, rt}); got != tt.want {
+			if got := sanitize(tt.in, []string{secret, rt, "wxyz", "abc", "a b&c!"}); got != tt.want {
 				t.Errorf("sanitize = %q, want %q", got, tt.want)
 			}
 		})

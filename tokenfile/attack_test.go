@@ -152,7 +152,7 @@ func startHolder(tb testing.TB, dir, script, name string) int {
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	for range 1000 { // up to 10 s; a safety net against a hang, not a timing assertion
 		var st unix.Stat_t
-		if unix.Stat(name, &st) == nil && slices.Contains(procLockHolders(st.Dev, st.Ino), cmd.Process.Pid) {
+		if unix.Stat(name, &st) == nil && slices.Contains(procLockHolders(uint64(st.Dev), st.Ino), cmd.Process.Pid) {
 			return cmd.Process.Pid
 		}
 		time.Sleep(10 * time.Millisecond)

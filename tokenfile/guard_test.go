@@ -184,8 +184,8 @@ func TestLocker_boundedWaitNamesHolder(t *testing.T) {
 	if err := unix.Stat(path+".lock", &st); err != nil {
 		t.Fatal(err)
 	}
-	if asked != [2]uint64{st.Dev, st.Ino} {
-		t.Errorf("holders asked about %v, want the lock file's %v", asked, [2]uint64{st.Dev, st.Ino})
+	if asked != [2]uint64{uint64(st.Dev), st.Ino} {
+		t.Errorf("holders asked about %v, want the lock file's %v", asked, [2]uint64{uint64(st.Dev), st.Ino})
 	}
 }
 
@@ -243,10 +243,10 @@ func TestProcLockHolders(t *testing.T) {
 	if err := unix.Stat(path+".lock", &st); err != nil {
 		t.Fatal(err)
 	}
-	if got := procLockHolders(st.Dev, st.Ino); !slices.Equal(got, []int{os.Getpid()}) {
+	if got := procLockHolders(uint64(st.Dev), st.Ino); !slices.Equal(got, []int{os.Getpid()}) {
 		t.Errorf("holders = %v, want [%d]", got, os.Getpid())
 	}
-	if got := procLockHolders(st.Dev, st.Ino+1); len(got) != 0 {
+	if got := procLockHolders(uint64(st.Dev), st.Ino+1); len(got) != 0 {
 		t.Errorf("holders of another inode = %v", got)
 	}
 }

@@ -40,7 +40,7 @@ func (l locker) claim(path string) (release func() error, err error) {
 			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot lock %s: %s", path, name, reason(err)), err: err}
 		}
 		return nil, fmt.Errorf("%w for %s (%s); stop it first, or give this one another --token-file",
-			ErrAlreadyRunning, path, runningPid(f, l.holders(st.Dev, st.Ino)))
+			ErrAlreadyRunning, path, runningPid(f, l.holders(uint64(st.Dev), st.Ino)))
 	}
 	if err := writePid(f, os.Getpid()); err != nil {
 		f.Close()

@@ -134,18 +134,18 @@ func (l locker) lock(ctx context.Context, path, name string) (*os.File, error) {
 		if l.log != nil && !told {
 			told = true
 			l.log.Info(fmt.Sprintf("Token file %s: waiting up to %s for lock %s, held by %s",
-				path, wait, name, holderText(l.holders(st.Dev, st.Ino))))
+				path, wait, name, holderText(l.holders(uint64(st.Dev), st.Ino))))
 		}
 		if !l.now().Before(deadline) {
 			f.Close()
 			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf(
 				"token file %s: gave up after %s waiting for lock %s, held by %s; if that is not a token-refresh-sender login or refresh finishing, stop it, then try again",
-				path, wait, name, holderText(l.holders(st.Dev, st.Ino))), err: context.DeadlineExceeded}
+				path, wait, name, holderText(l.holders(uint64(st.Dev), st.Ino))), err: context.DeadlineExceeded}
 		}
 		if err := l.sleep(ctx, lockPoll); err != nil {
 			f.Close()
 			return nil, &fileError{kind: ErrLock, msg: fmt.Sprintf(
-				"token file %s: gave up waiting for lock %s, held by %s (%v)", path, name, holderText(l.holders(st.Dev, st.Ino)), err), err: err}
+				"token file %s: gave up waiting for lock %s, held by %s (%v)", path, name, holderText(l.holders(uint64(st.Dev), st.Ino)), err), err: err}
 		}
 	}
 }

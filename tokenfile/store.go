@@ -132,8 +132,10 @@ func (s *Store) UpdateDocument(ctx context.Context, fn func(d *Document) error) 
 }
 
 // SaveLogin saves the tokens of a new login under the lock. The file's
-// other keys are kept when it holds a valid token file; otherwise (no file,
-// a bad one) a new one is written. refresh_token_issued_at is
+// other keys are kept when it holds a valid token file; a missing file is
+// created, and a malformed one is replaced (with a WARNING saying so). A
+// file that cannot be read at all (permissions, a socket at the path) is
+// left alone and its error returned. refresh_token_issued_at is
 // tok.RefreshTokenIssuedAt, or now when that is zero.
 func (s *Store) SaveLogin(ctx context.Context, tok tokensender.Token) error {
 	unlock, err := s.locker().lockFile(ctx, s.Path)
@@ -146,10 +148,17 @@ func (s *Store) SaveLogin(ctx context.Context, tok tokensender.Token) error {
 		tok.RefreshTokenIssuedAt = now
 	}
 	d, err := s.loadDoc(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+		d.Apply(tok, now)
+	case errors.Is(err, ErrNotFound):
 		d = New(tok, now)
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrInProgress):
+		s.logger().Warn("The old token file was unusable, so the new tokens replace it: " + err.Error())
+		d = New(tok, now)
+	default:
+		return err
 	}
-	d.Apply(tok, now)
 	return s.write(d)
 }
 

@@ -163,9 +163,7 @@ func run(mode string, duration time.Duration, verbose bool) (result, error) {
 			Refresher: client, Store: store, Logger: log, Interval: interval,
 			Deliverer: sender,
 			Backoff:   daemon.Backoff{Min: 200 * time.Millisecond, Max: time.Second},
-			Classify: func(err error) (bool, time.Duration) {
-				return schwab.IsRelogin(err), retryAfter(err)
-			},
+			Classify:  schwab.RetryAdvice,
 		}
 		if err := d.Run(ctx); err != nil {
 			return result{}, err
@@ -210,13 +208,6 @@ func seedLoop(ctx context.Context, client *schwab.Client, store *tokenfile.Store
 		case <-time.After(interval):
 		}
 	}
-}
-
-func retryAfter(err error) time.Duration {
-	if se, ok := err.(*schwab.Error); ok {
-		return se.RetryAfter
-	}
-	return 0
 }
 
 // prefixed writes each line with a prefix after the timestamp's bracket.

@@ -102,7 +102,7 @@ func (g *Globals) validate() error {
 		return usage(fmt.Errorf("--retry-min %v and --retry-max %v: both must be positive and retry-min <= retry-max", g.RetryMin, g.RetryMax))
 	}
 	if _, err := tokenfile.ParseMode(g.TokenFileMode); err != nil {
-		return fmt.Errorf("--token-file-mode: %w", err)
+		return usage(fmt.Errorf("--token-file-mode: %w", err))
 	}
 	if g.RefreshTokenLifetime <= 0 {
 		return usage(fmt.Errorf("--refresh-token-lifetime %v: must be positive (Schwab's is 168h)", g.RefreshTokenLifetime))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/login"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // LoginCmd performs Schwab's browser login and writes the first token file
@@ -22,12 +23,17 @@ func (c *LoginCmd) Run(g *Globals, pr *process) error {
 	if c.Timeout <= 0 {
 		return usage(fmt.Errorf("--timeout %v: must be positive (the default is 5m)", c.Timeout))
 	}
+	fileMode, err := tokenfile.ParseMode(g.TokenFileMode)
+	if err != nil {
+		return usage(fmt.Errorf("--token-file-mode: %w", err))
+	}
 	s, err := g.beginLogging(pr.out)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	log := s.log
+	g.warnPermissions(log)
 	app, err := g.loadApp(log)
 	if err != nil {
 		return err
@@ -40,15 +46,16 @@ func (c *LoginCmd) Run(g *Globals, pr *process) error {
 		mode = login.BrowserNever
 	}
 	res, err := login.Run(s.ctx, login.Options{
-		App:       app,
-		TokenFile: g.TokenFile,
-		Client:    newSchwabClient(app, pr.schwabHTTP),
-		Logger:    log,
-		Out:       pr.out,
-		In:        pr.in,
-		Manual:    c.Manual,
-		Browser:   mode,
-		Timeout:   c.Timeout,
+		App:           app,
+		TokenFile:     g.TokenFile,
+		TokenFileMode: fileMode,
+		Client:        newSchwabClient(app, pr.schwabHTTP),
+		Logger:        log,
+		Out:           pr.out,
+		In:            pr.in,
+		Manual:        c.Manual,
+		Browser:       mode,
+		Timeout:       c.Timeout,
 	})
 	if err != nil {
 		log.Error("Login failed: " + err.Error())

@@ -9,6 +9,7 @@ import (
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
+	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
 // RefreshCmd refreshes once (the seed's "Test Token Refresh Only").
@@ -36,7 +37,7 @@ func (c *RefreshCmd) Run(g *Globals, pr *process) error {
 		Refresher: newSchwabClient(app, pr.schwabHTTP),
 		Store:     g.store(log),
 		Deliverer: &delivery.Sender{Targets: targets, Logger: log, AllowedPeerUIDs: g.AllowPeerUID},
-		Classify:  classify,
+		Classify:  schwab.RetryAdvice,
 		Logger:    log,
 		Interval:  g.Interval,
 		Backoff:   daemon.Backoff{Min: g.RetryMin, Max: g.RetryMax},

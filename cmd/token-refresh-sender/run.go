@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/schwabtools/token-refresh-sender/alert"
-	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
 // RunCmd is the daemon.
@@ -41,15 +38,6 @@ func runMain(ctx context.Context, m *Main) error {
 		}
 	}
 	return err
-}
-
-// classify is the loop's view of schwab's error classes.
-func classify(err error) (relogin bool, retryAfter time.Duration) {
-	var se *schwab.Error
-	if errors.As(err, &se) {
-		return se.Kind == schwab.KindRelogin, se.RetryAfter
-	}
-	return false, 0
 }
 
 // handleSignals turns SIGINT/SIGTERM into a cancelled child of parent (logging the

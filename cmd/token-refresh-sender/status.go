@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/status"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // StatusCmd reports on the token file and the bot sockets for people and
@@ -17,6 +19,11 @@ func (c *StatusCmd) Run(g *Globals, pr *process) error {
 	targets, err := g.targets()
 	if err != nil {
 		return err
+	}
+	// Loose permissions are a warning on stderr: stdout is the report
+	// monitoring parses.
+	for _, w := range tokenfile.PermissionWarnings(g.TokenFile) {
+		fmt.Fprintln(pr.err, "WARNING: "+w)
 	}
 	r := status.Check(g.TokenFile, targets, g.RefreshTokenLifetime, time.Now())
 	write := r.WriteText

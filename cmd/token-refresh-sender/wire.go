@@ -194,7 +194,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Refresher:   m.Schwab,
 		Store:       m.Store,
 		Deliverer:   m.Sender,
-		Classify:    classify,
+		Classify:    schwab.RetryAdvice,
 		Logger:      log,
 		Interval:    g.Interval,
 		Backoff:     daemon.Backoff{Min: g.RetryMin, Max: g.RetryMax},
