@@ -16,15 +16,15 @@
 // Each figure is taken against three token servers on loopback TLS:
 //
 //   - fake: the project's fakeschwab as the tests start it;
-//
 //   - split: the same fake behind a server that writes the response headers
 //     (flushed first) and the body in two separate writes, with TCP_NODELAY,
 //     as many servers do;
-//
 //   - nagle: split with TCP_NODELAY off, so the body waits for the client's
 //     ACK of the headers: a delayed-ACK stall shows in full.
 //
-//     go run ./bench/perf [-runs 7] [-idle 5m] [-cycles 300] [-servers fake,split,nagle] [-binary PATH]
+// Usage:
+//
+//	go run ./bench/perf [-runs 7] [-idle 5m] [-cycles 300] [-servers fake,split,nagle] [-binary PATH]
 //
 // A quick run: -idle 30s -cycles 30 -runs 5 (the window used is printed).
 package main
