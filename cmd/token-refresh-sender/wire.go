@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/alert"
@@ -150,11 +151,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.Hooks.Close(hctx)
 	})
 	obs := &observers{
-		log:     log,
-		expiry:  &expiry.Tracker{Lifetime: g.RefreshTokenLifetime, TokenFile: g.TokenFile},
-		policy:  &alert.Policy{Lifetime: g.RefreshTokenLifetime},
-		hooks:   m.Hooks,
-		systemd: m.Systemd(log),
+		log:        log,
+		expiry:     &expiry.Tracker{Lifetime: g.RefreshTokenLifetime, TokenFile: g.TokenFile},
+		policy:     &alert.Policy{Lifetime: g.RefreshTokenLifetime},
+		hooks:      m.Hooks,
+		systemd:    m.Systemd(log),
+		freeMemory: debug.FreeOSMemory,
 	}
 	if g.MetricsAddr != "" {
 		if err := m.serveMetrics(log); err != nil {
