@@ -101,8 +101,10 @@ type files struct {
 	dir, cert, config, tokens, socket string
 }
 
-// writeFiles writes the server's certificate (for SSL_CERT_FILE), an app
-// config pointing at it, and a token file from a fresh login.
+// writeFiles writes a CA bundle for SSL_CERT_FILE (the system's bundle
+// plus the server's certificate: the daemon loads the system roots as it
+// would in production), an app config pointing at the server, and a token
+// file from a fresh login.
 func (s *server) writeFiles(dir string) (files, error) {
 	f := files{
 		dir:    dir,
@@ -114,7 +116,7 @@ func (s *server) writeFiles(dir string) (files, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return f, err
 	}
-	if err := os.WriteFile(f.cert, s.certPEM, 0o644); err != nil {
+	if err := os.WriteFile(f.cert, append(systemBundle(), s.certPEM...), 0o644); err != nil {
 		return f, err
 	}
 	app := "app_key: " + appKey + "\napp_secret: " + appSecret + "\ntoken_url: " + s.tokenURL + "\n"
@@ -122,4 +124,19 @@ func (s *server) writeFiles(dir string) (files, error) {
 		return f, err
 	}
 	return f, tokenfile.Write(f.tokens, tokenfile.New(s.fake.Login(), time.Now()))
+}
+
+// systemBundle is the system's CA bundle (the first found of the usual
+// places), or nothing.
+func systemBundle() []byte {
+	for _, f := range []string{
+		"/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Alpine
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Fedora, RHEL
+		"/etc/ssl/ca-bundle.pem",                            // openSUSE
+	} {
+		if b, err := os.ReadFile(f); err == nil {
+			return b
+		}
+	}
+	return nil
 }

@@ -32,7 +32,7 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], &process{out: os.Stdout, err: os.Stderr, in: os.Stdin, schwabHTTP: schwab.NewHTTPClient(nil)}))
+	os.Exit(run(os.Args[1:], &process{out: os.Stdout, err: os.Stderr, in: os.Stdin, schwabHTTP: withSystemRoots(schwab.NewHTTPClient(nil))}))
 }
 
 // process is what the commands take from the process they run in: the

@@ -22,6 +22,7 @@ func (c *RunCmd) Run(g *Globals, pr *process) error {
 	m := NewMain(*g, &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook})
 	m.Stdout = pr.out
 	m.HTTPClient = pr.schwabHTTP
+	preloadRoots(m.HTTPClient)
 	return runMain(context.Background(), m)
 }
 

@@ -97,7 +97,7 @@ func NewMain(flags Globals, hooks *alert.Notifier) *Main {
 		Flags:      flags,
 		Hooks:      hooks,
 		Stdout:     os.Stdout,
-		HTTPClient: schwab.NewHTTPClient(nil),
+		HTTPClient: withSystemRoots(schwab.NewHTTPClient(nil)),
 		Signals:    handleSignals,
 		Systemd:    systemd.New,
 		Listen:     net.Listen,
