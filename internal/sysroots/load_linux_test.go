@@ -196,3 +196,15 @@ func TestLoad_thisSystem(t *testing.T) {
 		t.Errorf("Load's pool differs from crypto/x509's system pool")
 	}
 }
+
+// BenchmarkLoad loads this system's roots. For comparison, on Debian 13
+// with 145 roots crypto/x509 allocated 3.7 MB in 37,600 allocations for
+// the same pool (measured once per process, as it caches it); Load about
+// 1.8 MB in 15,500.
+func BenchmarkLoad(b *testing.B) {
+	for b.Loop() {
+		if Load() == nil {
+			b.Skip("no system roots here")
+		}
+	}
+}
