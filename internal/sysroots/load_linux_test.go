@@ -197,7 +197,7 @@ func TestLoad_thisSystem(t *testing.T) {
 	}
 }
 
-// BenchmarkLoad loads this system's roots. For comparison, on Debian 13
+// BenchmarkLoad loads this system's roots. For comparison, on Debian 12
 // with 145 roots crypto/x509 allocated 3.7 MB in 37,600 allocations for
 // the same pool (measured once per process, as it caches it); Load about
 // 1.8 MB in 15,500.
