@@ -208,3 +208,54 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+func TestSources_environment(t *testing.T) {
+	t.Setenv("SSL_CERT_FILE", "")
+	t.Setenv("SSL_CERT_DIR", "")
+	s := sources()
+	if len(s.bundles) != len(bundles) || s.bundles[0] != bundles[0] || len(s.dirs) != len(directories) || s.dirs[0] != directories[0] {
+		t.Errorf("without the environment: %+v, want crypto/x509's places", s)
+	}
+	t.Setenv("SSL_CERT_FILE", "/x/bundle.pem")
+	t.Setenv("SSL_CERT_DIR", "/a:/b")
+	s = sources()
+	if strings.Join(s.bundles, ",") != "/x/bundle.pem" || strings.Join(s.dirs, ",") != "/a,/b" {
+		t.Errorf("with SSL_CERT_FILE and SSL_CERT_DIR: %+v", s)
+	}
+}
+
+// TestLoad_errors: a missing place is no error; another failure is
+// returned when no certificate was found (even root cannot read a
+// directory as a file).
+func TestLoad_errors(t *testing.T) {
+	dir := t.TempDir()
+	got, err := load(source{bundles: []string{dir}})
+	if got != nil || err == nil {
+		t.Errorf("load of a directory as the bundle = %v, %v; want nil and the error", got, err)
+	}
+	_, p := mustCA(t, "after a failed bundle")
+	mustWrite(t, filepath.Join(dir, "ca.pem"), p)
+	got, err = load(source{bundles: []string{dir, filepath.Join(dir, "ca.pem")}})
+	if got == nil || err != nil {
+		t.Errorf("a failed place, then a good bundle: %v, %v; want the pool", got, err)
+	}
+}
+
+func TestSameDirSymlink(t *testing.T) {
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "ca.pem"), []byte("x"))
+	for name, target := range map[string]string{"hash.0": "ca.pem", "elsewhere.pem": "/usr/share/ca-certificates/ca.crt"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if got, want := sameDirSymlink(dir, e), e.Name() == "hash.0"; got != want {
+			t.Errorf("sameDirSymlink(%s) = %v, want %v", e.Name(), got, want)
+		}
+	}
+}
