@@ -6,8 +6,11 @@
 // A [Notifier] runs hooks in the background with a timeout; a hook that
 // fails or hangs is logged and never stops or slows the daemon. A [Policy]
 // turns daemon events into notifications. No token is ever passed to a hook:
-// a [Notification] has no field that could hold one, and the hook command's
-// environment has SCHWAB_APP_SECRET and TOKEN_SENDER_NOTIFY_WEBHOOK removed.
+// a [Notification] has no field that could hold one, and the hook command
+// gets an allow-listed environment (see [Notifier.Exec]), never the
+// daemon's whole one. The webhook URL, a credential for Slack and Discord,
+// is read from a file ([ReadWebhookFile]) or the environment rather than
+// the command line, where every user could see it in ps.
 package alert
 
 import (
@@ -22,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,12 +80,18 @@ func (n Notification) expiresAt() string {
 // goroutine, and Close on shutdown. The zero Notifier has no hooks and does
 // nothing.
 type Notifier struct {
-	// Exec is run as `sh -c Exec` on each notification, with
+	// Exec is run as `sh -c Exec` on each notification. Its environment
+	// holds only PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ and the names
+	// in Env, taken from the daemon's environment when set there, plus
 	// TOKEN_SENDER_EVENT, TOKEN_SENDER_MESSAGE and
-	// TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT added to the daemon's
-	// environment (minus SCHWAB_APP_SECRET and TOKEN_SENDER_NOTIFY_WEBHOOK).
-	// Empty: no command.
+	// TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT. Empty: no command.
 	Exec string
+	// Env names further variables of the daemon's environment that the
+	// Exec hook receives (--notify-env); Validate checks them.
+	Env []string
+	// Environ is the daemon's environment as NAME=value pairs; nil means
+	// os.Environ.
+	Environ func() []string
 	// Webhook receives a JSON POST on each notification. Empty: none.
 	Webhook string
 	// Timeout bounds one hook run; zero means DefaultTimeout. A command
@@ -108,6 +118,11 @@ type Notifier struct {
 func (n *Notifier) Validate() error {
 	if n.Exec != "" && strings.TrimSpace(n.Exec) == "" {
 		return errors.New("--notify-exec: the command is blank; give a shell command or leave the flag out")
+	}
+	for _, name := range n.Env {
+		if err := checkEnvName(name); err != nil {
+			return err
+		}
 	}
 	if n.Webhook == "" {
 		return nil
@@ -225,7 +240,11 @@ func (n *Notifier) logger() *slog.Logger {
 // runExec runs `sh -c Exec` with the notification in its environment.
 func (n *Notifier) runExec(ctx context.Context, ev Notification) error {
 	cmd := exec.CommandContext(ctx, "sh", "-c", n.Exec)
-	cmd.Env = hookEnv(os.Environ(), ev)
+	environ := n.Environ
+	if environ == nil {
+		environ = os.Environ
+	}
+	cmd.Env = hookEnv(environ(), n.Env, ev)
 	out := &limitedBuffer{limit: outputLimit}
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -251,18 +270,49 @@ func (n *Notifier) runExec(ctx context.Context, ev Notification) error {
 	return ee
 }
 
-// hookEnv is env without SCHWAB_APP_SECRET, the webhook URL (Slack's are
-// secrets too) or stale TOKEN_SENDER_* event variables, plus the
-// notification's variables.
-func hookEnv(env []string, ev Notification) []string {
-	out := make([]string, 0, len(env)+3)
+// baseEnv are the variables every exec hook receives from the daemon's
+// environment when they are set there (LC_* too, see allowed).
+var baseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"}
+
+// secretEnv are variables that hold a credential and are never passed on,
+// not even when --notify-env names them.
+var secretEnv = []string{"SCHWAB_APP_SECRET", "TOKEN_SENDER_NOTIFY_WEBHOOK"}
+
+// allowed reports whether the hook may see the daemon's variable name.
+// The event variables are never taken from the daemon: hookEnv sets them.
+func allowed(name string, extra []string) bool {
+	switch {
+	case slices.Contains(secretEnv, name), strings.HasPrefix(name, "TOKEN_SENDER_"):
+		return false
+	case slices.Contains(baseEnv, name), strings.HasPrefix(name, "LC_"), slices.Contains(extra, name):
+		return true
+	}
+	return false
+}
+
+// checkEnvName checks one --notify-env name: a plain variable name that
+// is not one of the credentials the daemon holds.
+func checkEnvName(name string) error {
+	switch {
+	case name == "" || strings.ContainsAny(name, "=\x00") || strings.TrimSpace(name) != name:
+		return fmt.Errorf("--notify-env %q: not a variable name; give one NAME per flag, such as --notify-env SLACK_CHANNEL", name)
+	case slices.Contains(secretEnv, name):
+		return fmt.Errorf("--notify-env %s: this variable holds a credential and is never passed to hooks; leave it out", name)
+	case strings.HasPrefix(name, "TOKEN_SENDER_"):
+		return fmt.Errorf("--notify-env %s: TOKEN_SENDER_* variables are the daemon's settings and the event's; hooks get the event variables anyway, leave it out", name)
+	}
+	return nil
+}
+
+// hookEnv is the exec hook's environment: the allowed variables of env
+// (the daemon's), then the notification's variables.
+func hookEnv(env, extra []string, ev Notification) []string {
+	var out []string
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case "SCHWAB_APP_SECRET", "TOKEN_SENDER_NOTIFY_WEBHOOK", EnvEvent, EnvMessage, EnvExpiresAt:
-			continue
+		if allowed(name, extra) {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return append(out,
 		EnvEvent+"="+ev.Event,

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestNotifier_Notify_exec(t *testing.T) {
 		"\nTOKEN_SENDER_EVENT=refresh_failed\n",
 		"\nTOKEN_SENDER_MESSAGE=Token refresh failed: schwab: HTTP 503 Service Unavailable. Retrying at 2025-11-13 08:44:26; the access token is valid until 2025-11-13 09:04:24 (20 minutes from now)\n",
 		"\nTOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT=2025-11-13T20:44:24Z\n",
-		"\nPATH=", // the daemon's environment is passed on
+		"\nPATH=", // allow-listed variables are passed on
 	} {
 		if !strings.Contains("\n"+env, want) {
 			t.Errorf("hook environment lacks %q:\n%s", strings.TrimSpace(want), env)
@@ -128,6 +129,87 @@ func TestNotifier_Notify_exec(t *testing.T) {
 	assertNoSecret(t, "hook environment", env)
 	if want := "INFO: Notification hook ran (exec, refresh_failed)"; !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, logs)
+	}
+}
+
+// TestNotifier_Notify_execEnvAllowList runs a real hook with secrets in the
+// daemon's own environment: only the allow-listed names reach it.
+func TestNotifier_Notify_execEnvAllowList(t *testing.T) {
+	t.Setenv("SCHWAB_ACCOUNT_PASSWORD", "pw-"+appSecret)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-"+appSecret)
+	t.Setenv("SLACK_CHANNEL", "#trading")
+	t.Setenv("LC_TIME", "C")
+	t.Setenv("TZ", "UTC")
+	t.Setenv("TOKEN_SENDER_SOCKET", "/tmp/bot.sock") // a daemon setting, not an event variable
+	out := filepath.Join(t.TempDir(), "env.txt")
+	n := &alert.Notifier{Exec: "env > " + shellQuote(out), Env: []string{"SLACK_CHANNEL"}}
+	n.Notify(alert.Notification{Event: alert.EventRecovered, Message: "ok"})
+	mustClose(t, n)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("hook did not run: %v", err)
+	}
+	env := string(data)
+	if strings.Contains(env, appSecret) || strings.Contains(env, "SCHWAB_ACCOUNT_PASSWORD") || strings.Contains(env, "AWS_SECRET") {
+		t.Errorf("a secret of the daemon's environment reached the hook:\n%s", env)
+	}
+	var names []string
+	for line := range strings.Lines(env) {
+		name, _, _ := strings.Cut(line, "=")
+		if name != "PWD" { // set by sh itself
+			names = append(names, name)
+		}
+	}
+	want := []string{"LC_TIME", "SLACK_CHANNEL", "TOKEN_SENDER_EVENT", "TOKEN_SENDER_MESSAGE", "TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT", "TZ"}
+	for _, name := range []string{"PATH", "HOME", "USER", "LOGNAME", "LANG"} {
+		if _, ok := os.LookupEnv(name); ok {
+			want = append(want, name)
+		}
+	}
+	slices.Sort(names)
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("hook environment has %v, want exactly %v", names, want)
+	}
+}
+
+// TestNotifier_Notify_execEnviron pins the allow-list with an injected
+// environment: every allowed name, and nothing else.
+func TestNotifier_Notify_execEnviron(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "env.txt")
+	daemonEnv := []string{
+		"PATH=/usr/bin:/bin", "HOME=/home/trader", "USER=trader", "LOGNAME=trader", "LANG=en_US.UTF-8",
+		"LC_ALL=C", "LC_NUMERIC=C", "TZ=America/New_York", "EXTRA_ONE=1", "EXTRA_TWO=2",
+		"SCHWAB_APP_SECRET=" + appSecret, "TOKEN_SENDER_NOTIFY_WEBHOOK=https://hooks.slack.com/services/" + webhookSecret,
+		"TOKEN_SENDER_EVENT=stale", "TOKEN_SENDER_CONFIG=/etc/x.yaml", "PATHX=1", "XPATH=1", "LC=1", "HOMEDIR=/x",
+		"MALFORMED", "=empty-name",
+	}
+	n := &alert.Notifier{
+		Exec: "env > " + shellQuote(out),
+		// Named credentials stay out even when Validate was not called.
+		Env:     []string{"EXTRA_ONE", "EXTRA_TWO", "NOT_SET", "SCHWAB_APP_SECRET", "TOKEN_SENDER_NOTIFY_WEBHOOK", "TOKEN_SENDER_CONFIG"},
+		Environ: func() []string { return daemonEnv },
+	}
+	n.Notify(alert.Notification{Event: alert.EventRecovered, Message: "back"})
+	mustClose(t, n)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("hook did not run: %v", err)
+	}
+	var got []string
+	for line := range strings.Lines(string(data)) {
+		if !strings.HasPrefix(line, "PWD=") {
+			got = append(got, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	want := []string{
+		"EXTRA_ONE=1", "EXTRA_TWO=2", "HOME=/home/trader", "LANG=en_US.UTF-8", "LC_ALL=C", "LC_NUMERIC=C",
+		"LOGNAME=trader", "PATH=/usr/bin:/bin", "TOKEN_SENDER_EVENT=recovered", "TOKEN_SENDER_MESSAGE=back",
+		"TOKEN_SENDER_REFRESH_TOKEN_EXPIRES_AT=", "TZ=America/New_York", "USER=trader",
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("hook environment:\n got %q\nwant %q", got, want)
 	}
 }
 
@@ -414,6 +496,21 @@ func TestNotifier_Validate(t *testing.T) {
 			wantErr: "--notify-webhook: not an http:// or https:// URL; give the full webhook URL, such as https://hooks.slack.com/services/T000/B000/XXXX"},
 		{name: "ftp", n: &alert.Notifier{Webhook: "ftp://example.com/" + webhookSecret},
 			wantErr: "--notify-webhook: not an http:// or https:// URL; give the full webhook URL, such as https://hooks.slack.com/services/T000/B000/XXXX"},
+		{name: "extra env names", n: &alert.Notifier{Exec: "x", Env: []string{"SLACK_CHANNEL", "http_proxy"}}},
+		{name: "env name with =", n: &alert.Notifier{Env: []string{"A=B"}},
+			wantErr: `--notify-env "A=B": not a variable name; give one NAME per flag, such as --notify-env SLACK_CHANNEL`},
+		{name: "empty env name", n: &alert.Notifier{Env: []string{""}},
+			wantErr: `--notify-env "": not a variable name; give one NAME per flag, such as --notify-env SLACK_CHANNEL`},
+		{name: "env name with NUL", n: &alert.Notifier{Env: []string{"A\x00"}},
+			wantErr: `--notify-env "A\x00": not a variable name; give one NAME per flag, such as --notify-env SLACK_CHANNEL`},
+		{name: "env name with space", n: &alert.Notifier{Env: []string{" A"}},
+			wantErr: `--notify-env " A": not a variable name; give one NAME per flag, such as --notify-env SLACK_CHANNEL`},
+		{name: "app secret", n: &alert.Notifier{Env: []string{"PATH", "SCHWAB_APP_SECRET"}},
+			wantErr: "--notify-env SCHWAB_APP_SECRET: this variable holds a credential and is never passed to hooks; leave it out"},
+		{name: "webhook variable", n: &alert.Notifier{Env: []string{"TOKEN_SENDER_NOTIFY_WEBHOOK"}},
+			wantErr: "--notify-env TOKEN_SENDER_NOTIFY_WEBHOOK: this variable holds a credential and is never passed to hooks; leave it out"},
+		{name: "daemon setting", n: &alert.Notifier{Env: []string{"TOKEN_SENDER_SOCKET"}},
+			wantErr: "--notify-env TOKEN_SENDER_SOCKET: TOKEN_SENDER_* variables are the daemon's settings and the event's; hooks get the event variables anyway, leave it out"},
 		{name: "unparsable", n: &alert.Notifier{Webhook: "https://[::1/" + webhookSecret},
 			wantErr: "--notify-webhook: not an http:// or https:// URL; give the full webhook URL, such as https://hooks.slack.com/services/T000/B000/XXXX"},
 	}

@@ -146,6 +146,10 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
+		if line := tabIndented(data); line > 0 {
+			return nil, nil, false, &configError{msg: fmt.Sprintf(
+				"app config %s: line %d: indented with a tab; YAML allows only spaces there: replace the tab with spaces", path, line), err: err}
+		}
 		msg := strings.ReplaceAll(err.Error(), "\n", " ")
 		at := ""
 		if m := yamlErr.FindStringSubmatch(msg); m != nil {
@@ -160,7 +164,7 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 	values := map[string]string{}
 	lines := map[string]int{}
 	var unknown []*yaml.Node // keys not in knownKeys
-	if root := deref(&doc); root != nil && root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+	if root := deref(&doc); root != nil && root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		top := deref(root.Content[0])
 		switch {
 		case top == nil || top.Kind == yaml.ScalarNode && top.Tag == "!!null":
@@ -168,7 +172,7 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 		case top.Kind != yaml.MappingNode:
 			return nil, nil, false, fail(top.Line, "the top level must be key: value lines (such as app_key: ...), got %s", kindName(top))
 		default:
-			for i := 0; i+1 < len(top.Content); i += 2 {
+			for i := 0; i < len(top.Content); i += 2 { // key, value, key, value ...
 				k, v := deref(top.Content[i]), deref(top.Content[i+1])
 				if k == nil || k.Kind != yaml.ScalarNode {
 					return nil, nil, false, fail(top.Content[i].Line, "keys must be plain names such as app_key, got %s", kindName(k))
@@ -258,13 +262,24 @@ func parse(path string, data []byte, getenv func(string) string) (app *App, warn
 	return app, warnings, fileHasSecret, nil
 }
 
-// deref follows alias nodes (bounded, in case of a cycle).
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
-		n = n.Alias
+// tabIndented is the number of the first line whose indentation (or a
+// blank line) holds a tab, or 0. YAML refuses tabs there, and yaml's own
+// message names another line or none.
+func tabIndented(data []byte) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return i + 1
+		}
 	}
+	return 0
+}
+
+// deref follows an alias to the node it names. YAML has no alias of an
+// alias (an alias cannot carry an anchor), so one step is enough.
+func deref(n *yaml.Node) *yaml.Node {
 	if n != nil && n.Kind == yaml.AliasNode {
-		return nil
+		return n.Alias
 	}
 	return n
 }

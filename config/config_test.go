@@ -79,6 +79,12 @@ func TestParse(t *testing.T) {
 				TokenURL: DefaultTokenURL, AuthorizeURL: DefaultAuthorizeURL},
 		},
 		{
+			name: "tabs after a key or before a comment are fine",
+			data: "app_key:\t" + testKey + "\t# key\napp_secret: " + testSecret + "\n",
+			want: &App{Path: "c.yaml", AppKey: testKey, AppSecret: testSecret,
+				TokenURL: DefaultTokenURL, AuthorizeURL: DefaultAuthorizeURL},
+		},
+		{
 			name: "aliases are followed",
 			data: "app_name: &n " + testKey + "\napp_key: *n\napp_secret: " + testSecret + "\n",
 			want: &App{Path: "c.yaml", AppName: testKey, AppKey: testKey, AppSecret: testSecret,
@@ -118,6 +124,11 @@ func TestParse(t *testing.T) {
 			wantErr: "app config c.yaml: app_key is missing or empty; set it to your Schwab app key (or set SCHWAB_APP_KEY)",
 		},
 		{
+			name:    "an empty document (---) or a null",
+			data:    "---\n~\n",
+			wantErr: "app config c.yaml: app_key is missing or empty; set it to your Schwab app key (or set SCHWAB_APP_KEY)",
+		},
+		{
 			name:    "only comments",
 			data:    "# nothing\n",
 			wantErr: "app config c.yaml: app_key is missing or empty; set it to your Schwab app key (or set SCHWAB_APP_KEY)",
@@ -152,7 +163,22 @@ func TestParse(t *testing.T) {
 		{
 			name:    "tab indentation",
 			data:    "app_key: x\n\tapp_secret: y\n",
-			wantErr: "app config c.yaml: malformed YAML at line 2: found a tab character that violates indentation",
+			wantErr: "app config c.yaml: line 2: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
+		},
+		{
+			name:    "tab on the first line (yaml names no line)",
+			data:    "\tapp_key: x\napp_secret: y\n",
+			wantErr: "app config c.yaml: line 1: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
+		},
+		{
+			name:    "tab after spaces in a nested block (yaml names the line before)",
+			data:    "app_name: a\napp_key:\n  - b\n  \t- c\napp_secret: y\n",
+			wantErr: "app config c.yaml: line 4: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
+		},
+		{
+			name:    "a blank line holding a tab",
+			data:    "app_key: x\n \t\napp_secret: [unclosed\n",
+			wantErr: "app config c.yaml: line 2: indented with a tab; YAML allows only spaces there: replace the tab with spaces",
 		},
 		{
 			name:    "unterminated quote",
@@ -337,6 +363,14 @@ func TestLoad_Errors(t *testing.T) {
 		t.Errorf("directory: err = %v, want %q", err, want)
 	}
 
+	// Exactly 1 MiB is read; one byte more is not.
+	largest := filepath.Join(dir, "largest.yaml")
+	body := "app_key: k\napp_secret: s\n#"
+	mustWriteFile(t, largest, body+strings.Repeat("x", maxFileSize-len(body)), 0o600)
+	if app, _, err := Load(largest, nil); err != nil || app.AppKey != "k" {
+		t.Errorf("a 1 MiB file: %v, %v", app, err)
+	}
+
 	big := filepath.Join(dir, "big.yaml")
 	mustWriteFile(t, big, strings.Repeat("#", maxFileSize+1), 0o600)
 	if _, _, err = Load(big, nil); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
@@ -389,6 +423,9 @@ func TestApp_Callback(t *testing.T) {
 		{url: "https://127.0.0.1", wantErr: `callback_url must include a port, for example https://127.0.0.1:8182, got "https://127.0.0.1"`},
 		{url: "https://127.0.0.1:/cb", wantErr: `callback_url must include a port, for example https://127.0.0.1:8182, got "https://127.0.0.1:/cb"`},
 		{url: "https://127.0.0.1:0", wantErr: `callback_url port must be between 1 and 65535, got "0"`},
+		{url: "https://127.0.0.1:1"},
+		{url: "https://127.0.0.1:65535"},
+		{url: "https://127.0.0.1:65536", wantErr: `callback_url port must be between 1 and 65535, got "65536"`},
 		{url: "https://127.0.0.1:70000", wantErr: `callback_url port must be between 1 and 65535, got "70000"`},
 		{url: "https://127.0.0.1:8182/#x", wantErr: `callback_url must not contain a #fragment, got "https://127.0.0.1:8182/#x"`},
 		{url: "https://me:pw@127.0.0.1:8182", wantErr: `callback_url must not contain a user name or password, got "https://me:xxxxx@127.0.0.1:8182"`},
@@ -437,11 +474,37 @@ func TestApp_String(t *testing.T) {
 	}
 }
 
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"app_key", "app_key", 0},
+		{"app_kee", "app_key", 1}, {"ap_ke", "app_key", 2}, {"app_secert", "app_secret", 1},
+		{"xapp_secertx", "app_secret", 3}, {"ab", "ba", 1}, {"abcd", "badc", 2}, {"kitten", "sitting", 3},
+		{"é", "e", 1}, {"appkey", "app_key", 1}, {"app", "app_key", 4},
+	} {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	s80 := strings.Repeat("é", 80)
+	if got := clip(s80); got != s80 {
+		t.Errorf("80 characters clipped: %q", got)
+	}
+	if got := clip(s80 + "x"); got != s80+"..." {
+		t.Errorf("81 characters: %q", got)
+	}
+}
+
 func TestSuggest(t *testing.T) {
 	tests := map[string]string{
 		"app_secert": "app_secret", "APP_KEY": "app_key", "app-key": "app_key", "appkey": "app_key",
 		"callback": "", "token-url": "token_url", "authorise_url": "authorize_url", "log_level": "",
-		"": "", strings.Repeat("x", 100): "",
+		"": "", strings.Repeat("x", 100): "", "ap_ke": "app_key", "a_ke": "", "xapp_secertx": "",
 	}
 	for in, want := range tests {
 		if got := suggest(in); got != want {

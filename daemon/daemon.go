@@ -36,8 +36,10 @@ type Store interface {
 	// atomically (creation_timestamp = the store's now). If fn fails,
 	// nothing is written and Update returns (zero Token, fn's error
 	// unchanged). If fn succeeds but the write fails, Update returns (fn's
-	// token, non-nil error): refreshed but not saved. If the lock cannot be
-	// taken or the file cannot be read, fn is not called.
+	// token, non-nil error): refreshed but not saved; when that error has
+	// a method NewLogin() bool returning true, the save was skipped to
+	// keep a new login another program wrote meanwhile. If the lock cannot
+	// be taken or the file cannot be read, fn is not called.
 	Update(ctx context.Context, fn func(current tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error)
 }
 
@@ -235,6 +237,13 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, time.Time, err
 		// The token is good: the bot still gets it, and the next cycle
 		// writes the file again.
 		d.saveErr = err
+		if newLogin(err) {
+			// Not a failure: another program wrote a new login while we
+			// refreshed, and the file keeps it; FileChanged (or the next
+			// cycle) takes it up.
+			d.Logger.Warn(err.Error())
+			return fresh, at, nil
+		}
 		d.Logger.Error(fmt.Sprintf("Could not save the new token: %v (the previous file is intact; will retry on the next cycle)", err))
 		return fresh, at, nil
 	}
@@ -248,6 +257,14 @@ func (d *Daemon) refresh(ctx context.Context) (tokensender.Token, time.Time, err
 	}
 	d.Logger.Error(err.Error() + fileKept)
 	return d.exchange(ctx, d.held)
+}
+
+// newLogin reports whether a Store error says the save was skipped because
+// another program wrote a new refresh token meanwhile (the error has a
+// method NewLogin() bool that returns true, as tokenfile's do).
+func newLogin(err error) bool {
+	var nl interface{ NewLogin() bool }
+	return errors.As(err, &nl) && nl.NewLogin()
 }
 
 // exchange asks the Refresher for a new token in place of current. The new

@@ -503,6 +503,47 @@ func TestDaemon_Run_saveFailureStillDelivers(t *testing.T) {
 	})
 }
 
+// newLoginErr is a Store error saying the save was skipped to keep another
+// program's new login (as tokenfile's ErrNewLogin errors say).
+type newLoginErr struct{ is bool }
+
+func (e newLoginErr) Error() string {
+	return "token file x.json: another program wrote a new refresh token into it meanwhile"
+}
+func (e newLoginErr) NewLogin() bool { return e.is }
+
+// A save skipped to keep another program's login is a warning, not an
+// error; the token still reaches the bot.
+func TestDaemon_Run_saveSkippedForANewLogin(t *testing.T) {
+	for _, tt := range []struct {
+		is   bool
+		want string
+	}{
+		{true, "WARNING: save: token file x.json: another program wrote a new refresh token into it meanwhile"},
+		{false, "ERROR: Could not save the new token: save: token file x.json: another program wrote"},
+	} {
+		t.Run(fmt.Sprint(tt.is), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(30*time.Minute, 25*time.Minute)
+				h.store.saveErr = fmt.Errorf("save: %w", newLoginErr{tt.is})
+				stop := h.start(t)
+				synctest.Wait()
+				stop()
+				if n := h.bot.count(); n != 1 {
+					t.Errorf("deliveries = %d, want 1", n)
+				}
+				log := strings.Join(h.log.messages(), "\n")
+				if !strings.Contains(log, tt.want) {
+					t.Errorf("log lacks %q:\n%s", tt.want, log)
+				}
+				if tt.is && strings.Contains(log, "ERROR") {
+					t.Errorf("an ERROR for a save skipped to keep a new login:\n%s", log)
+				}
+			})
+		})
+	}
+}
+
 func TestDaemon_Run_refreshesAtOnceAfterSuspend(t *testing.T) {
 	// The laptop sleeps for two hours, 3 minutes after a refresh: timers
 	// stood still, the wall clock did not.

@@ -107,7 +107,12 @@ func TestParseAddress_receiverAgrees(t *testing.T) {
 			t.Errorf("receiver bound %q, which ParseAddress refuses: %v", bound, err)
 		}
 	}
-	for _, in := range []string{"tcp://10.0.0.5:9999", "tcp://0.0.0.0:1", "http://127.0.0.1:1", ""} {
+	// An empty address: --socket "" is refused, while a receiver's zero
+	// Addr means the default socket (not bound here: real bots use it).
+	if _, err := ParseAddress(""); err == nil {
+		t.Error(`ParseAddress("") accepted`)
+	}
+	for _, in := range []string{"tcp://10.0.0.5:9999", "tcp://0.0.0.0:1", "http://127.0.0.1:1"} {
 		if _, err := ParseAddress(in); err == nil {
 			t.Errorf("ParseAddress(%q) accepted", in)
 		}

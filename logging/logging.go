@@ -5,6 +5,20 @@
 //
 // It is a log/slog handler, so every package logs through a plain
 // *slog.Logger that main builds and passes in.
+//
+// # Structured fields
+//
+// A line may carry structured fields for log shippers, made with [Cycle],
+// [NextRefresh], [Socket], [Result], [ErrorClass] (or [Field]):
+//
+//	log.Info("Token refreshed successfully (expires in 30 minutes)",
+//		logging.Cycle(3), logging.Result("success"), logging.NextRefresh(next))
+//
+// The JSON format writes them as top-level keys ("cycle": 3, "result":
+// "success", "next_refresh": "2025-11-13T09:09:23+01:00"); the text format
+// leaves them out, because the message already says it in words, so text
+// lines stay exactly as they were. Plain slog attributes still appear in
+// both formats (as key=value in text).
 package logging
 
 import (
@@ -21,7 +35,7 @@ import (
 const TimeLayout = "2006-01-02 15:04:05"
 
 // Banner is the 70-character rule printed around start and stop messages.
-var Banner = strings.Repeat("=", 70)
+const Banner = "======================================================================"
 
 // LevelName returns the level word used in log lines: DEBUG, INFO, WARNING
 // or ERROR (Python's logging names, which the seed's format uses).
@@ -55,7 +69,8 @@ func ParseLevel(s string) (slog.Level, error) {
 }
 
 // TextHandler formats records as "[time] LEVEL: message". Attributes, if
-// any, follow the message as key=value pairs. It is safe for concurrent
+// any, follow the message as key=value pairs; structured fields (Cycle,
+// Result, ...) are left out. It is safe for concurrent
 // use; each record is written with a single Write call.
 type TextHandler struct {
 	mu    *sync.Mutex
@@ -129,6 +144,9 @@ func (h *TextHandler) WithGroup(name string) slog.Handler {
 }
 
 func appendAttr(b *strings.Builder, group string, a slog.Attr) {
+	if isField(a) {
+		return
+	}
 	a.Value = a.Value.Resolve()
 	if a.Equal(slog.Attr{}) {
 		return

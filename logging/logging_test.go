@@ -3,6 +3,7 @@ package logging_test
 import (
 	"bytes"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,11 @@ func TestParseLevel(t *testing.T) {
 	}
 	if _, err := logging.ParseLevel("loud"); err == nil {
 		t.Error("ParseLevel(loud) accepted")
+	}
+}
+
+func TestBanner(t *testing.T) {
+	if len(logging.Banner) != 70 || strings.Trim(logging.Banner, "=") != "" {
+		t.Errorf("Banner = %q, want 70 '='", logging.Banner)
 	}
 }

@@ -61,7 +61,9 @@ type Options struct {
 	// callback URL; no server is started.
 	Manual  bool
 	Browser BrowserMode
-	// OpenURL opens url in a browser; nil runs xdg-open (open on macOS).
+	// OpenURL opens url in a browser; nil runs xdg-open (open on macOS) on
+	// a private page that forwards to url, so the URL and its state never
+	// appear on a command line other users can read.
 	OpenURL func(url string) error
 	// Getenv decides BrowserAuto ($DISPLAY, $WAYLAND_DISPLAY); nil: os.Getenv.
 	Getenv func(string) string
@@ -116,6 +118,7 @@ type flow struct {
 	callback *url.URL
 	state    string
 	authURL  string
+	cleanups []func() // run when the login ends (the browser's launch page)
 }
 
 // Run performs the login described in the package comment and returns the
@@ -128,6 +131,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, errors.New("login: Options.App, Options.Client and Options.TokenFile are required")
 	}
 	f := &flow{opts: opts, log: opts.Logger, now: opts.Now}
+	defer func() {
+		for _, c := range f.cleanups {
+			c()
+		}
+	}()
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -174,7 +182,13 @@ func (f *flow) announce() {
 	}
 	open := f.opts.OpenURL
 	if open == nil {
-		open = openBrowser
+		open = func(url string) error {
+			remove, err := openBrowser(url)
+			if err == nil {
+				f.cleanups = append(f.cleanups, remove)
+			}
+			return err
+		}
 	}
 	if err := open(f.authURL); err != nil {
 		f.log.Warn(fmt.Sprintf("Could not open a browser (%v); open the URL above yourself", err))

@@ -21,12 +21,13 @@ import (
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/delivery"
+	"github.com/schwabtools/token-refresh-sender/expiry"
 	"github.com/schwabtools/token-refresh-sender/logging"
 )
 
 // DefaultRefreshTokenLifetime is how long Schwab's refresh token lives
 // after the browser login.
-const DefaultRefreshTokenLifetime = 7 * 24 * time.Hour
+const DefaultRefreshTokenLifetime = expiry.DefaultLifetime
 
 // Values of the result label of token_sender_refresh_total.
 const (
@@ -43,8 +44,9 @@ var refreshBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 // for concurrent use.
 type Metrics struct {
 	// RefreshTokenLifetime turns the login time into the refresh token's
-	// expiry; New sets DefaultRefreshTokenLifetime. Change it only before
-	// the first Observe.
+	// expiry (--refresh-token-lifetime); New sets
+	// DefaultRefreshTokenLifetime, and zero or less means it too. Change it
+	// only before the first Observe.
 	RefreshTokenLifetime time.Duration
 
 	now      func() time.Time
@@ -232,8 +234,8 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(accessExpiryDesc, exp)
-	if !issued.IsZero() {
-		gauge(refreshExpiryDesc, issued.Add(lifetime))
+	if refreshExp, ok := expiry.ExpiresAt(issued, lifetime); ok {
+		gauge(refreshExpiryDesc, refreshExp)
 	}
 	gauge(lastSuccessDesc, last)
 }

@@ -225,6 +225,32 @@ func TestMetrics_Observe_unknownLoginTime(t *testing.T) {
 	}
 }
 
+// TestMetrics_RefreshTokenLifetime: the refresh token's expiry follows
+// --refresh-token-lifetime, not Schwab's 7 days.
+func TestMetrics_RefreshTokenLifetime(t *testing.T) {
+	for _, tt := range []struct {
+		lifetime time.Duration
+		want     time.Time
+	}{
+		{48 * time.Hour, login.Add(48 * time.Hour)},
+		{90 * time.Minute, login.Add(90 * time.Minute)},
+		{0, login.Add(7 * 24 * time.Hour)}, // zero: Schwab's lifetime
+	} {
+		m := New(nil)
+		m.RefreshTokenLifetime = tt.lifetime
+		srv := httptest.NewServer(m.Handler())
+		m.Observe(tokensender.Event{Kind: tokensender.EventStarted, At: start, Token: heldToken(expires, login), RefreshTokenIssuedAt: login})
+		got := gaugeValue(t, scrape(t, srv.URL), "token_sender_refresh_token_expiry_timestamp_seconds")
+		srv.Close()
+		if got != float64(tt.want.Unix()) {
+			t.Errorf("lifetime %v: refresh token expiry %v, want %v (%s)", tt.lifetime, got, tt.want.Unix(), tt.want)
+		}
+	}
+	if DefaultRefreshTokenLifetime != 7*24*time.Hour || New(nil).RefreshTokenLifetime != DefaultRefreshTokenLifetime {
+		t.Errorf("default lifetime %v, want 168h", New(nil).RefreshTokenLifetime)
+	}
+}
+
 func TestMetrics_Handler_healthz(t *testing.T) {
 	tests := []struct {
 		name     string

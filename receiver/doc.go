@@ -18,18 +18,30 @@
 //
 // # Usage
 //
-//	r := &receiver.Receiver{
-//		Addr:    "/tmp/bigbrother_token.sock",
-//		OnToken: func(t receiver.Token) { bot.SetToken(t.AccessToken, t.ExpiresAt) },
-//		OnError: func(err error) { log.Print(err) },
+//	r := &receiver.Receiver{ // Addr "" is /tmp/bigbrother_token.sock
+//		OnReject: func(err error) { log.Print("sender: ", err) },
+//		OnError:  func(err error) { log.Print("receiver: ", err) },
 //	}
 //	if err := r.Listen(); err != nil { // bound: the sender can reach us now
 //		log.Fatal(err)
 //	}
 //	go r.Serve(ctx) // until ctx is cancelled; removes the socket file
+//	for {
+//		t, err := r.Wait(ctx) // the first token, then each newer one
+//		if err != nil {
+//			return err // ctx ended
+//		}
+//		bot.SetToken(t.AccessToken, t.ExpiresAt)
+//	}
 //
-// Listen replaces a stale socket file left by a crashed process, but refuses
-// to touch a socket another process still listens on, or anything that is not
-// a socket. Latest returns the most recently received valid token, for bots
-// that poll instead of using OnToken.
+// Instead of Wait, a bot may set OnToken (called for each token) or poll
+// Latest. Listen replaces a stale socket file left by a crashed process, but
+// refuses to touch a socket another process still listens on, or anything
+// that is not a socket.
+//
+// A Token prints redacted (%v, %+v, %#v, slog): a short prefix of each
+// secret only. OnReject hears the sender's mistakes (what got an "ERROR"
+// answer); OnError this side's trouble (failed reads, accept errors).
+// The package imports the standard library and this module's root package
+// only.
 package receiver

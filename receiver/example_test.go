@@ -25,12 +25,11 @@ func Example() {
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "bot.sock")
 
-	got := make(chan receiver.Token, 1)
 	r := &receiver.Receiver{
-		Addr:    sock,
-		OnToken: func(t receiver.Token) { got <- t },
-		OnError: func(err error) { fmt.Println("rejected:", err) },
-		Now:     func() time.Time { return time.Unix(1762983055, 0) }, // a fixed clock for the example
+		Addr:     sock, // "" would be /tmp/bigbrother_token.sock
+		OnReject: func(err error) { fmt.Println("rejected:", err) },
+		OnError:  func(err error) { fmt.Println("error:", err) },
+		Now:      func() time.Time { return time.Unix(1762983055, 0) }, // a fixed clock for the example
 	}
 	if err := r.Listen(); err != nil {
 		fmt.Println(err)
@@ -52,9 +51,19 @@ func Example() {
 	answer, _ := io.ReadAll(c)
 	c.Close()
 
-	t := <-got
 	fmt.Printf("answer: %s\n", answer)
-	fmt.Printf("access token: %.4s...\n", t.AccessToken)
+	if string(answer) != "OK" {
+		return
+	}
+	// The bot's token loop: Wait returns the first token, then each newer one.
+	waitCtx, stopWaiting := context.WithTimeout(ctx, time.Minute)
+	defer stopWaiting()
+	t, err := r.Wait(waitCtx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("token:", t) // redacted
 	fmt.Println("expires at:", t.ExpiresAt.UTC())
 
 	cancel()
@@ -63,7 +72,7 @@ func Example() {
 	fmt.Println("socket file removed:", errors.Is(err, fs.ErrNotExist))
 	// Output:
 	// answer: OK
-	// access token: I0.e...
+	// token: receiver.Token{access I0.e..., refresh exam..., expires 2025-11-12T22:00:55Z}
 	// expires at: 2025-11-12 22:00:55 +0000 UTC
 	// Serve returned: <nil>
 	// socket file removed: true

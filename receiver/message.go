@@ -4,16 +4,43 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
 )
 
-// Token is one valid token received from the sender.
+// Token is one valid token received from the sender. Printed with %v,
+// %+v, %#v or through slog it shows only a short prefix of each secret.
 type Token struct {
 	AccessToken  string
 	RefreshToken string
 	ExpiresAt    time.Time // whole seconds
+}
+
+// String shows the token with its secrets redacted, so a stray %v in the
+// bot's log never prints a whole token.
+func (t Token) String() string {
+	return fmt.Sprintf("receiver.Token{access %s, refresh %s, expires %s}",
+		tokensender.Redact(t.AccessToken), tokensender.Redact(t.RefreshToken), t.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// GoString is String, for %#v.
+func (t Token) GoString() string { return t.String() }
+
+// LogValue keeps slog from printing the secrets.
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// Format makes every verb (%v, %+v, %s, %q, %x ...) print String, so no
+// verb shows the secrets.
+func (t Token) Format(f fmt.State, verb rune) {
+	s := t.String()
+	if verb == 'q' {
+		s = strconv.Quote(s)
+	}
+	_, _ = f.Write([]byte(s))
 }
 
 // Errors a rejected message wraps; test with errors.Is.
@@ -25,6 +52,12 @@ var (
 	ErrExpired = errors.New("token expired")
 	// ErrTooLarge: the message is longer than MaxSize.
 	ErrTooLarge = errors.New("token message too large")
+	// ErrIncomplete: the sender did not end its message (close its write
+	// side) within ReadTimeout.
+	ErrIncomplete = errors.New("token message incomplete")
+	// ErrAccept: accepting a connection failed (this side's trouble, not
+	// the sender's).
+	ErrAccept = errors.New("accept")
 )
 
 // maxExpiresAt is the start of year 10000: anything later is not a time.
@@ -125,10 +158,12 @@ func secondsField(fields map[string]json.RawMessage, name string) (int64, error)
 	sec, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(string(raw), 64)
-		if ferr != nil || f <= 0 || f >= maxExpiresAt {
+		if ferr != nil {
 			return 0, invalid("field %q is out of range", name)
 		}
-		sec = int64(math.Floor(f))
+		// Clamped before the conversion, which is undefined beyond int64;
+		// the range check below then refuses what was clamped.
+		sec = int64(math.Floor(max(0, min(f, maxExpiresAt))))
 	}
 	if sec <= 0 || sec >= maxExpiresAt {
 		return 0, invalid("field %q is out of range", name)

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,10 +15,15 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
 )
 
 // Defaults for the zero values of Receiver's fields.
 const (
+	// DefaultAddr is where token-refresh-sender delivers by default, and
+	// where the C++ receiver listens.
+	DefaultAddr                    = tokensender.DefaultSocketPath
 	DefaultMode        os.FileMode = 0o600
 	DefaultMaxSize                 = 8192
 	DefaultReadTimeout             = 5 * time.Second
@@ -32,7 +38,7 @@ const maxAnswer = 64
 type Receiver struct {
 	// Addr is a Unix socket path, or "tcp://127.0.0.1:PORT" (loopback only:
 	// 127.0.0.0/8, [::1] or localhost; port 0 picks a free port, see
-	// BoundAddr).
+	// BoundAddr). Empty means DefaultAddr, /tmp/bigbrother_token.sock.
 	Addr string
 	// Mode is the socket file's permission bits; default 0600 (only this
 	// user's processes can push tokens).
@@ -46,10 +52,17 @@ type Receiver struct {
 	// Calls never overlap and come in the order Latest changes. Return
 	// quickly: the sender waits for the answer only a few seconds.
 	OnToken func(Token)
-	// OnError is called for each rejected message or failed connection (and
-	// transient accept errors). Errors never contain token text; test them
-	// with errors.Is against ErrInvalidMessage, ErrExpired, ErrTooLarge. Calls
-	// never overlap with each other or with OnToken.
+	// OnReject is called for each message the sender got an "ERROR: ..."
+	// answer for: not a valid token message (ErrInvalidMessage), expired
+	// (ErrExpired), too long (ErrTooLarge), or not ended within
+	// ReadTimeout (ErrIncomplete); test with errors.Is. These are the
+	// sender's mistakes. When OnReject is nil they go to OnError.
+	OnReject func(error)
+	// OnError is called for this side's trouble: a connection that failed
+	// while reading, and accept errors (which wrap ErrAccept; Serve
+	// retries the transient ones and returns the others). Errors never
+	// contain token text. Calls to OnToken, OnReject and OnError never
+	// overlap.
 	OnError func(error)
 	// Now is the clock used to reject expired tokens; default time.Now.
 	Now func() time.Time
@@ -62,6 +75,9 @@ type Receiver struct {
 	serving  bool
 	latest   Token
 	haveTok  bool
+	seq      uint64        // tokens accepted so far
+	waited   uint64        // seq of the token Wait returned last
+	arrived  chan struct{} // closed (and replaced) when a token arrives
 
 	cbMu sync.Mutex // serialises OnToken and OnError
 }
@@ -76,18 +92,18 @@ func (r *Receiver) Listen() error {
 	if r.ln != nil {
 		return fmt.Errorf("listen on %s: already listening", r.bound)
 	}
-	network, addr, err := parseAddr(r.Addr)
+	network, addr, err := parseAddr(r.addr())
 	if err != nil {
 		return err
 	}
 	if network == "tcp" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w", r.Addr, err)
+			return fmt.Errorf("listen on %s: %w", r.addr(), err)
 		}
 		if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
 			ln.Close()
-			return fmt.Errorf("listen on %s: bound to %s, which is not a loopback address; use tcp://127.0.0.1:PORT", r.Addr, ln.Addr())
+			return fmt.Errorf("listen on %s: bound to %s, which is not a loopback address; use tcp://127.0.0.1:PORT", r.addr(), ln.Addr())
 		}
 		r.ln, r.bound, r.sockPath, r.sockInfo = ln, "tcp://"+ln.Addr().String(), "", nil
 		return nil
@@ -117,6 +133,9 @@ func (r *Receiver) Listen() error {
 	r.ln, r.bound, r.sockPath, r.sockInfo = ln, addr, addr, info
 	return nil
 }
+
+// addr is Addr, or DefaultAddr when Addr is empty.
+func (r *Receiver) addr() string { return cmp.Or(r.Addr, DefaultAddr) }
 
 // removeStale clears the way for a new socket at path, or says why not.
 func removeStale(path string) error {
@@ -204,10 +223,10 @@ func (r *Receiver) Serve(ctx context.Context) error {
 				return nil
 			}
 			if !temporary(err) {
-				return fmt.Errorf("accept on %s: %w", r.bound, err)
+				return fmt.Errorf("%w on %s: %w", ErrAccept, r.bound, err)
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			r.reportError(fmt.Errorf("accept on %s: %w; retrying in %s", r.bound, err, backoff))
+			r.reportError(fmt.Errorf("%w on %s: %w; retrying in %s", ErrAccept, r.bound, err, backoff))
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
@@ -260,6 +279,34 @@ func (r *Receiver) Latest() (Token, bool) {
 	return r.latest, r.haveTok
 }
 
+// Wait blocks until a token newer than the one Wait last returned has
+// arrived, and returns it; the first call returns the first token, at
+// once if it has arrived already. When several tokens arrived since the
+// last call, Wait returns the latest (a bot needs only the current one).
+// It returns ctx's error when ctx ends first. Wait is meant for one
+// goroutine, the bot's token loop; OnToken and Latest work alongside it.
+func (r *Receiver) Wait(ctx context.Context) (Token, error) {
+	for {
+		r.mu.Lock()
+		if r.seq > r.waited {
+			r.waited = r.seq
+			t := r.latest
+			r.mu.Unlock()
+			return t, nil
+		}
+		if r.arrived == nil {
+			r.arrived = make(chan struct{})
+		}
+		arrived := r.arrived
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Token{}, fmt.Errorf("wait for a token: %w", ctx.Err())
+		case <-arrived:
+		}
+	}
+}
+
 // handle reads one message, answers it and closes the connection.
 func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 	defer c.Close()
@@ -283,13 +330,13 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 	switch {
 	case err != nil && isTimeout(err):
 		answer = "ERROR: no end of message within " + timeout.String()
-		r.reportError(fmt.Errorf("receive token: no end of message within %s: the sender must close its write side after the message", timeout))
+		r.reportReject(fmt.Errorf("receive token: %w: no end of message within %s: the sender must close its write side after the message", ErrIncomplete, timeout))
 	case err != nil:
 		answer = "ERROR: read failed"
 		r.reportError(fmt.Errorf("receive token: read: %w", unwrapOp(err)))
 	case len(data) > maxSize:
 		answer = "ERROR: message larger than " + strconv.Itoa(maxSize) + " bytes"
-		r.reportError(fmt.Errorf("receive token: %w: more than %d bytes (Receiver.MaxSize)", ErrTooLarge, maxSize))
+		r.reportReject(fmt.Errorf("receive token: %w: more than %d bytes (Receiver.MaxSize)", ErrTooLarge, maxSize))
 	default:
 		tok, err := ParseMessage(data, r.now())
 		if err != nil {
@@ -298,15 +345,13 @@ func (r *Receiver) handle(ctx context.Context, c net.Conn) {
 			if errors.As(err, &rej) {
 				answer = "ERROR: " + rej.answer
 			}
-			r.reportError(fmt.Errorf("receive token: %w", err))
+			r.reportReject(fmt.Errorf("receive token: %w", err))
 		} else {
 			r.accept(tok)
 			answer = "OK"
 		}
 	}
-	if len(answer) > maxAnswer {
-		answer = answer[:maxAnswer]
-	}
+	answer = answer[:min(len(answer), maxAnswer)]
 	c.SetWriteDeadline(time.Now().Add(timeout))
 	c.Write([]byte(answer))
 }
@@ -317,10 +362,26 @@ func (r *Receiver) accept(t Token) {
 	defer r.cbMu.Unlock()
 	r.mu.Lock()
 	r.latest, r.haveTok = t, true
+	r.seq++
+	if r.arrived != nil {
+		close(r.arrived)
+		r.arrived = nil
+	}
 	r.mu.Unlock()
 	if r.OnToken != nil {
 		r.OnToken(t)
 	}
+}
+
+// reportReject reports a message refused for the sender's fault.
+func (r *Receiver) reportReject(err error) {
+	if r.OnReject == nil {
+		r.reportError(err)
+		return
+	}
+	r.cbMu.Lock()
+	defer r.cbMu.Unlock()
+	r.OnReject(err)
 }
 
 func (r *Receiver) reportError(err error) {
@@ -343,9 +404,6 @@ func (r *Receiver) now() time.Time {
 func parseAddr(s string) (network, addr string, err error) {
 	bad := func(format string, args ...any) (string, string, error) {
 		return "", "", fmt.Errorf("receiver address %q: %s", s, fmt.Sprintf(format, args...))
-	}
-	if s == "" {
-		return bad("empty; set Addr to a Unix socket path or tcp://127.0.0.1:PORT")
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
@@ -395,11 +453,12 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// unwrapOp drops net.OpError's "read unix a->b:" prefix, keeping the cause.
+// unwrapOp is a socket error's cause alone ("connection reset by peer"),
+// without net.OpError's "read unix a->b:" and the system call's name.
 func unwrapOp(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return op.Err
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
 	}
 	return err
 }

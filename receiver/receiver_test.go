@@ -358,7 +358,6 @@ func TestReceiver_Listen(t *testing.T) {
 	})
 	t.Run("bad addresses", func(t *testing.T) {
 		for _, tt := range []struct{ addr, want string }{
-			{"", "empty"},
 			{"tcp://0.0.0.0:9999", "only loopback addresses are allowed"},
 			{"tcp://:9999", "only loopback addresses are allowed"},
 			{"tcp://10.0.0.5:9999", "tokens must not leave this machine"},
@@ -366,12 +365,32 @@ func TestReceiver_Listen(t *testing.T) {
 			{"tcp://127.0.0.1:70000", "must be a number from 0 to 65535"},
 			{"udp://127.0.0.1:9", `unsupported scheme "udp"`},
 			{"/tmp/" + strings.Repeat("x", 103), "limited to 107 bytes, this one has 108"},
+			{"\x00/tmp/x.sock", "cannot contain a NUL byte"},
+			{"/tmp/x\x00.sock", "cannot contain a NUL byte"},
 			{"@abstract", "abstract Unix sockets"},
 		} {
 			err := (&Receiver{Addr: tt.addr}).Listen()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Listen(%q) error = %v, want it to contain %q", tt.addr, err, tt.want)
 			}
+		}
+	})
+	t.Run("longest path", func(t *testing.T) {
+		dir := shortDir(t)
+		path := dir + "/" + strings.Repeat("s", 107-len(dir)-1)
+		r := &Receiver{Addr: path}
+		if err := r.Listen(); err != nil {
+			t.Fatalf("Listen on a 107-byte path: %v", err)
+		}
+		r.Close()
+	})
+	t.Run("zero Addr is the C++ receiver's default", func(t *testing.T) {
+		// Not bound for real: the path is shared with real bots.
+		if got := (&Receiver{}).addr(); got != "/tmp/bigbrother_token.sock" {
+			t.Errorf("zero Addr means %q, want /tmp/bigbrother_token.sock", got)
+		}
+		if got := (&Receiver{Addr: "/tmp/x.sock"}).addr(); got != "/tmp/x.sock" {
+			t.Errorf("Addr /tmp/x.sock means %q", got)
 		}
 	})
 	t.Run("twice", func(t *testing.T) {

@@ -70,7 +70,7 @@ func TestClient_TokenBounds(t *testing.T) {
 		{"expires_in negative", tokenBody("expires_in", "-1"), false, "expires_in must be a whole number of seconds from 1 to 86400, got -1"},
 		{"expires_in over 24h", tokenBody("expires_in", "86401"), false, "expires_in must be a whole number of seconds from 1 to 86400, got 86401"},
 		{"expires_in huge", tokenBody("expires_in", "99999999999"), false, "expires_in must be a whole number of seconds from 1 to 86400, got 2147483647"},
-		{"expires_in fractional", tokenBody("expires_in", "1800.5"), false, "token fields have unexpected types"},
+		{"expires_in fractional", tokenBody("expires_in", "1800.5"), false, "expires_in is not a whole number of seconds"},
 		{"exchange", tokenBody(), true, ""},
 		{"exchange with a long access_token", tokenBody("access_token", `"`+long+`"`), true, "access_token is 4097 bytes, longer than the 4096 allowed"},
 		{"exchange with expires_in over 24h", tokenBody("expires_in", "90000"), true, "expires_in must be a whole number of seconds from 1 to 86400, got 90000"},

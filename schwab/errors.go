@@ -296,6 +296,22 @@ func describeInvalid(contentType string, body []byte) string {
 	if mt == "text/plain" || mt == "application/x-www-form-urlencoded" {
 		return fmt.Sprintf("JSON body sent as %s", mt)
 	}
+	var probe struct {
+		ExpiresIn    int64  `json:"expires_in"`
+		TokenType    string `json:"token_type"`
+		Scope        string `json:"scope"`
+		RefreshToken string `json:"refresh_token"`
+		AccessToken  string `json:"access_token"`
+		IDToken      string `json:"id_token"`
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(json.Unmarshal(body, &probe), &te) && te.Field != "" {
+		// The field's name and the type it needs, never its value.
+		if te.Field == "expires_in" {
+			return "expires_in is not a whole number of seconds"
+		}
+		return te.Field + " is not a string"
+	}
 	return "token fields have unexpected types"
 }
 

@@ -304,7 +304,8 @@ func TestDescribeInvalid(t *testing.T) {
 		{"html", "text/html", `<html><title>Login</title></html>`, "HTML page instead of JSON: Login"},
 		{"access token not a string", "application/json", `{"access_token": 5}`, "no access_token in the body"},
 		{"json as text", "text/plain", `{"access_token":"x"}`, "JSON body sent as text/plain"},
-		{"odd types", "application/json", `{"access_token":"x","expires_in":"soon"}`, "token fields have unexpected types"},
+		{"odd types", "application/json", `{"access_token":"x","expires_in":"soon"}`, "expires_in is not a whole number of seconds"},
+		{"refresh_token not a string", "application/json", `{"access_token":"x","expires_in":1800,"refresh_token":42}`, "refresh_token is not a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -203,36 +203,46 @@ func Load(path string) (*Document, error) {
 	return load(context.Background(), path, sleepCtx)
 }
 
-func readFile(path string) ([]byte, error) {
+// readFile reads the token file and returns its content and what it was
+// read from, so that a re-read can tell a rewrite even when the bytes came
+// out the same.
+func readFile(path string) ([]byte, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &fileError{msg: "Token file not found: " + path, kind: ErrNotFound, err: err}
+			return nil, nil, &fileError{msg: "Token file not found: " + path, kind: ErrNotFound, err: err}
 		}
-		return nil, readError(path, reason(err), err)
+		return nil, nil, readError(path, reason(err), err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, readError(path, reason(err), err)
+		return nil, nil, readError(path, reason(err), err)
 	}
 	switch {
 	case fi.IsDir():
-		return nil, readError(path, "is a directory", nil)
+		return nil, nil, readError(path, "is a directory", nil)
 	case !fi.Mode().IsRegular():
-		return nil, readError(path, "not a regular file", nil)
+		return nil, nil, readError(path, "not a regular file", nil)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, readError(path, reason(err), err)
+		return nil, nil, readError(path, reason(err), err)
 	}
 	if len(data) > maxFileSize {
-		return nil, &fileError{
+		return nil, nil, &fileError{
 			msg:  fmt.Sprintf("token file %s: larger than 1 MiB, so not a token file; check the path", path),
 			kind: ErrInvalid,
 		}
 	}
-	return data, nil
+	return data, fi, nil
+}
+
+// rewritten reports whether the file read as b was written or replaced
+// since it was read as a: another inode, or another modification time.
+// (The size is in the bytes, which the caller compares.)
+func rewritten(a, b os.FileInfo) bool {
+	return !os.SameFile(a, b) || !a.ModTime().Equal(b.ModTime())
 }
 
 func readError(path, why string, err error) error {

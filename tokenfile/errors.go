@@ -21,6 +21,13 @@ var ErrInvalid = errors.New("invalid token file")
 // token.refresh_token): only a login can give it one.
 var ErrNoRefreshToken = errors.New("token file has no refresh token")
 
+// ErrNewLogin is matched (errors.Is) by the error Update and
+// UpdateDocument return when another program, which does not take the
+// lock (schwab-py), wrote a different refresh token into the file while fn
+// ran: a new login. The file is left as that program wrote it, so the
+// login is not lost; the caller should take up the new refresh token.
+var ErrNewLogin = errors.New("token file has a new refresh token")
+
 // ErrLock is matched (errors.Is) by every error about the lock: a lock or
 // pid file that is not a private regular file, one that cannot be opened,
 // and a wait for the lock that ran out. Such errors also have a method
@@ -48,6 +55,11 @@ func (e *fileError) Unwrap() error { return e.err }
 // LockFailed reports whether the error is about the lock (taking it, or the
 // lock file itself) rather than the token file's content.
 func (e *fileError) LockFailed() bool { return e.kind == ErrLock }
+
+// NewLogin reports whether the error is ErrNewLogin: not a failure, but a
+// save skipped so that another program's new login is kept (for packages
+// that do not import this one).
+func (e *fileError) NewLogin() bool { return e.kind == ErrNewLogin }
 
 // reason is the short cause of an OS error ("permission denied", "no space
 // left on device") without the operation and path that the message already

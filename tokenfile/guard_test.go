@@ -683,3 +683,132 @@ func dropTime(_ []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
+
+// A token path that is another user's symlink into a file (or directory)
+// of theirs makes neither a lock nor a pid file where they chose: both are
+// refused before anything is created, and the token file's own refusal is
+// the error.
+func TestLocker_tokenSymlinkToAnotherUsersFileCreatesNothing(t *testing.T) {
+	for _, kind := range []string{"lock", "pid"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			theirs := filepath.Join(dir, "theirs")
+			if err := os.Mkdir(theirs, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			target := filepath.Join(theirs, "evil.json")
+			mustWriteFile(t, target, "{}", 0o666)
+			euid := otherUID(t, target)
+			otherUID(t, theirs)
+			path := filepath.Join(dir, "schwab_tokens.json")
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+			l := testLocker(euid)
+			var err error
+			if kind == "lock" {
+				_, err = l.lockFile(t.Context(), path)
+			} else {
+				_, err = l.claim(path)
+			}
+			want := "token file " + path + ": refusing to write through the symbolic link to " + target
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Fatalf("err %v, want %q", err, want)
+			}
+			if _, err := os.Lstat(target + "." + kind); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s file created next to the other user's file: %v", kind, err)
+			}
+			if err := CheckWriteTarget(path); os.Geteuid() == 0 && (err == nil || !strings.HasPrefix(err.Error(), want)) {
+				t.Errorf("CheckWriteTarget: %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// A lock wait that runs out at start-up is only a WARNING: the holder may
+// be a refresh finishing; the daemon starts.
+func TestInstance_OpenWarnsWhenLockWaitRunsOut(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "schwab_tokens.json")
+	mustWriteFile(t, path, "{}", 0o600)
+	unlock, err := Lock(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	var logs strings.Builder
+	inst := &Instance{Store: &Store{Path: path, LockWait: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}}
+	if err := inst.Open(t.Context()); err != nil {
+		t.Fatalf("Open: %v, want only a warning", err)
+	}
+	defer inst.Close()
+	if !strings.Contains(logs.String(), "level=WARN msg=\"token file "+path+": gave up after") {
+		t.Errorf("no warning:\n%s", logs.String())
+	}
+}
+
+// When the open itself fails (Linux: EACCES for another user's symlink in
+// a sticky directory, the case of /tmp), the error still says what was
+// planted, so that it reads as a refusal, not as a permission problem.
+func TestLocker_openFailureNamesPlantedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "schwab_tokens.json")
+	name := path + ".lock"
+	var euid int
+	var why string
+	if os.Geteuid() == 0 {
+		// Another user's symlink in a sticky world-writable directory.
+		if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(dir, "victim"), name); err != nil {
+			t.Fatal(err)
+		}
+		euid = otherUID(t, name)
+		why = "it is a symbolic link"
+	} else {
+		// A file we cannot open, of "another user".
+		mustWriteFile(t, name, "", 0o000)
+		euid = os.Geteuid() + 1
+		why = fmt.Sprintf("it belongs to uid %d", os.Geteuid())
+	}
+	_, err := testLocker(euid).lockFile(t.Context(), path)
+	want := "token file " + path + ": refusing " + name + ": " + why
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, errRefused) {
+		t.Fatalf("err %v, want a refusal %q", err, want)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "victim")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the link's target was created: %v", err)
+	}
+}
+
+// CheckLockFile refuses what Lock would refuse, creates a missing lock
+// file 0600 like Lock, and takes no lock.
+func TestCheckLockFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "schwab_tokens.json")
+	if err := CheckLockFile(path); err != nil {
+		t.Fatalf("fresh directory: %v", err)
+	}
+	fi, err := os.Stat(path + ".lock")
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file %v (%v), want 0600", fi, err)
+	}
+	unlock, err := Lock(t.Context(), path) // not held by CheckLockFile
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	os.Remove(path + ".lock")
+	if err := os.Symlink(filepath.Join(dir, "victim"), path+".lock"); err != nil {
+		t.Fatal(err)
+	}
+	err = CheckLockFile(path)
+	want := "token file " + path + ": refusing " + path + ".lock: it is a symbolic link"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("planted link: %v, want %q", err, want)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "victim")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the link's target was created: %v", err)
+	}
+}

@@ -91,11 +91,13 @@ type Instance struct {
 
 // Open claims the daemon's place (ClaimDaemon: ErrAlreadyRunning when
 // another daemon runs), removes temporary files an interrupted write left
-// behind (under the lock, logging each at INFO; a lock or cleanup failure
-// is logged as a WARNING and start-up goes on), and starts watching the
-// file for a new login (if that fails, a WARNING says the next refresh
-// picks it up instead, and Changes is nil). Only the claim's error is
-// returned.
+// behind (under the lock, logging each at INFO; a lock wait that runs out
+// or a cleanup failure is logged as a WARNING and start-up goes on), and
+// starts watching the file for a new login (if that fails, a WARNING says
+// the next refresh picks it up instead, and Changes is nil). It returns the
+// claim's error, and the lock file's refusal (a symlink, another user's
+// file: no refresh could ever take that lock), after letting go of the
+// claim.
 func (i *Instance) Open(ctx context.Context) error {
 	s := i.Store
 	log := s.logger()
@@ -105,7 +107,12 @@ func (i *Instance) Open(ctx context.Context) error {
 		return err
 	}
 	i.release = release
-	if unlock, err := l.lockFile(ctx, s.Path); err != nil {
+	if unlock, err := l.lockFile(ctx, s.Path); errors.Is(err, errRefused) {
+		// A planted or foreign lock file: every refresh would fail on it.
+		_ = i.release()
+		i.release = nil
+		return err
+	} else if err != nil {
 		log.Warn(err.Error() + "; stale temporary files are left for the next start")
 	} else {
 		removed, err := CleanStaleTemps(s.Path)

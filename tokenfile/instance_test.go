@@ -135,7 +135,10 @@ func TestInstance_OpenClose(t *testing.T) {
 	}
 }
 
-func TestInstance_OpenWarnsWhenLockRefused(t *testing.T) {
+// A planted lock file is fatal at start-up: no refresh could ever take
+// that lock. The claim is let go (no pid file is left behind) and the
+// temporary files are not touched without the lock.
+func TestInstance_OpenRefusesAPlantedLockFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "schwab_tokens.json")
 	if err := os.WriteFile(path, []byte(validForWatch), 0o600); err != nil {
@@ -150,16 +153,22 @@ func TestInstance_OpenWarnsWhenLockRefused(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	inst := &tokenfile.Instance{Store: &tokenfile.Store{Path: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))}}
-	if err := inst.Open(t.Context()); err != nil {
-		t.Fatal(err)
+	err := inst.Open(t.Context())
+	want := "token file " + path + ": refusing " + path + ".lock: it is a symbolic link"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, tokenfile.ErrLock) {
+		t.Fatalf("Open: %v, want an ErrLock starting %q", err, want)
 	}
-	defer inst.Close()
-	if !strings.Contains(logs.String(), "level=WARN msg=\"token file "+path+": refusing "+path+".lock: it is a symbolic link") ||
-		!strings.Contains(logs.String(), "; stale temporary files are left for the next start") {
-		t.Errorf("no warning:\n%s", logs.String())
+	if _, err := os.Stat(path + ".pid"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file left after the refusal: %v", err)
+	}
+	if err := inst.Close(); err != nil {
+		t.Errorf("Close after a failed Open: %v", err)
 	}
 	if _, err := os.Stat(stale); err != nil {
 		t.Errorf("temporary file removed without the lock: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "elsewhere")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file was created at the link's target: %v", err)
 	}
 }
 

@@ -63,11 +63,25 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // or root. A file of ours that others could read (and so flock) is made
 // 0600. Every error is one line naming both files and the fix.
 func (l locker) openPrivate(path, name string, flag int) (*os.File, *unix.Stat_t, error) {
+	// A token path that is another user's symlink must not make us create
+	// a lock or pid file where they chose.
+	if _, err := linkTarget(path, l.euid); err != nil {
+		return nil, nil, err
+	}
 	fd, err := unix.Open(name, flag|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, nil, refuse(path, name, "it is a symbolic link")
 	}
 	if err != nil {
+		// Linux answers EACCES, not ELOOP, for another user's symlink (or,
+		// with fs.protected_regular, file) in a sticky directory such as
+		// /tmp: say what is there.
+		var st unix.Stat_t
+		if unix.Lstat(name, &st) == nil {
+			if why := l.notPrivate(&st); why != "" {
+				return nil, nil, refuse(path, name, why)
+			}
+		}
 		return nil, nil, &fileError{kind: ErrLock,
 			msg: fmt.Sprintf("token file %s: cannot open %s: %s; check that the token file's directory exists and is writable by this user",
 				path, name, reason(err)),
@@ -80,16 +94,7 @@ func (l locker) openPrivate(path, name string, flag int) (*os.File, *unix.Stat_t
 		f.Close()
 		return nil, nil, &fileError{kind: ErrLock, msg: fmt.Sprintf("token file %s: cannot inspect %s: %s", path, name, reason(err)), err: err}
 	}
-	why := ""
-	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		why = "it is not a regular file"
-	case int(st.Uid) != l.euid && st.Uid != 0:
-		why = fmt.Sprintf("it belongs to uid %d", st.Uid)
-	case st.Nlink != 1:
-		why = fmt.Sprintf("it has %d hard links", st.Nlink)
-	}
-	if why != "" {
+	if why := l.notPrivate(&st); why != "" {
 		f.Close()
 		return nil, nil, refuse(path, name, why)
 	}
@@ -102,10 +107,30 @@ func (l locker) openPrivate(path, name string, flag int) (*os.File, *unix.Stat_t
 	return f, &st, nil
 }
 
+// errRefused is the cause of a refusal: the lock or pid file is not ours
+// to use, which no waiting fixes.
+var errRefused = errors.New("not a private file of this user")
+
+// notPrivate says why the file st describes is not a private regular
+// file of ours (or root's), or "" when it is.
+func (l locker) notPrivate(st *unix.Stat_t) string {
+	switch {
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		return "it is a symbolic link"
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return "it is not a regular file"
+	case int(st.Uid) != l.euid && st.Uid != 0:
+		return fmt.Sprintf("it belongs to uid %d", st.Uid)
+	case st.Nlink != 1:
+		return fmt.Sprintf("it has %d hard links", st.Nlink)
+	}
+	return ""
+}
+
 func refuse(path, name, why string) error {
 	return &fileError{kind: ErrLock, msg: fmt.Sprintf(
 		"token file %s: refusing %s: %s, not a private file of this user; remove it (another user may have planted it) and start again",
-		path, name, why)}
+		path, name, why), err: errRefused}
 }
 
 // lock opens name privately and takes an exclusive flock on it, trying
@@ -224,4 +249,18 @@ func (l locker) lockFile(ctx context.Context, path string) (unlock func() error,
 // (mode 0600, default lock wait): see Store.UpdateDocument.
 func Update(ctx context.Context, path string, fn func(*Document) error) error {
 	return (&Store{Path: path}).UpdateDocument(ctx, fn)
+}
+
+// CheckLockFile opens (creating it 0600 if needed) the lock file of the
+// token file at path as Lock does, without locking it, and returns Lock's
+// refusal when it is not a private regular file of this user (a planted
+// symlink, another user's file). `login` calls it before the browser flow,
+// so that a login is not spent on tokens the lock would keep from being
+// saved.
+func CheckLockFile(path string) error {
+	f, _, err := defaultLocker().openPrivate(path, resolve(path)+".lock", unix.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

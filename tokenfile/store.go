@@ -93,7 +93,9 @@ func (s *Store) loadDoc(ctx context.Context) (*Document, error) {
 // ErrNotFound, ErrInvalid or ErrInProgress when it is about content). If fn
 // fails, nothing is written and Update returns the zero Token and fn's
 // error unchanged. If fn succeeded but the write failed, Update returns
-// fn's token and the write error: refreshed, but not saved.
+// fn's token and the write error: refreshed, but not saved. That includes
+// a file that another program gave a new refresh token while fn ran
+// (ErrNewLogin): it is not overwritten.
 func (s *Store) Update(ctx context.Context, fn func(current tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
 	var tok tokensender.Token
 	called := false
@@ -115,6 +117,12 @@ func (s *Store) Update(ctx context.Context, fn func(current tokensender.Token) (
 // UpdateDocument is Update for callers that edit the document itself: fn
 // runs under the lock on the loaded document, and what it leaves is
 // written if it returns nil. fn's error comes back unchanged.
+//
+// Programs that write the file without the lock (schwab-py) may write it
+// while fn runs, which can take as long as a request to Schwab. Just before
+// writing, the file is read again: when it now holds another refresh token
+// (a login made meanwhile), nothing is written and the error matches
+// ErrNewLogin. Their other writes (the same refresh token) are replaced.
 func (s *Store) UpdateDocument(ctx context.Context, fn func(d *Document) error) (err error) {
 	unlock, err := s.locker().lockFile(ctx, s.Path)
 	if err != nil {
@@ -125,8 +133,16 @@ func (s *Store) UpdateDocument(ctx context.Context, fn func(d *Document) error) 
 	if err != nil {
 		return err
 	}
+	loaded := d.Token().RefreshToken
 	if err := fn(d); err != nil {
 		return err
+	}
+	if now, err := s.loadDoc(ctx); err == nil && now.Token().RefreshToken != loaded {
+		return &fileError{
+			msg: fmt.Sprintf("token file %s: another program wrote a new refresh token into it meanwhile (a new login); "+
+				"left as it is, so that login is kept", s.Path),
+			kind: ErrNewLogin,
+		}
 	}
 	return s.write(d)
 }
@@ -178,11 +194,12 @@ func (s *Store) write(d *Document) error {
 }
 
 // load reads and parses path, re-reading a file that does not parse after
-// each of tornRetries. A file that stays bad gives Parse's error when its
-// content never changed, and an ErrInProgress error when it kept changing
-// (someone is writing it: no login advice for that).
+// each of tornRetries. A file that stays bad gives Parse's error when it
+// was never rewritten (same content, inode and modification time), and an
+// ErrInProgress error when it was (someone is writing it: no login advice
+// for that).
 func load(ctx context.Context, path string, sleep func(context.Context, time.Duration) error) (*Document, error) {
-	data, err := readFile(path)
+	data, fi, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +212,14 @@ func load(ctx context.Context, path string, sleep func(context.Context, time.Dur
 		if sleep(ctx, pause) != nil {
 			break
 		}
-		next, err := readFile(path)
+		next, nextFi, err := readFile(path)
 		if err != nil {
 			return nil, err
 		}
-		changed = changed || !bytes.Equal(next, data)
-		data = next
+		// A writer that keeps rewriting the same content can leave the
+		// same cut-off bytes at every read: the file's times tell.
+		changed = changed || !bytes.Equal(next, data) || rewritten(fi, nextFi)
+		data, fi = next, nextFi
 		d, perr = Parse(path, data)
 	}
 	if perr != nil && changed {

@@ -184,6 +184,75 @@ func TestStore_Load_tornReads(t *testing.T) {
 	}
 }
 
+// TestStore_Load_rewrittenWithSameBytes: a writer that keeps rewriting the
+// same content can leave the same cut-off bytes at every re-read. That is
+// a file mid-write (no login advice), told by its modification time or a
+// new inode; a file left cut off, untouched, keeps Parse's error.
+func TestStore_Load_rewrittenWithSameBytes(t *testing.T) {
+	cut := validDoc[:20]
+	base := time.Unix(1762990000, 0)
+	tests := []struct {
+		name    string
+		rewrite func(t *testing.T, path string, n int) // at the n-th pause
+		wantIs  error
+		advice  bool
+	}{
+		{name: "rewritten in place: newer modification time", wantIs: ErrInProgress,
+			rewrite: func(t *testing.T, path string, n int) {
+				mustWriteFile(t, path, cut, 0o600)
+				mustChtimes(t, path, base.Add(time.Duration(n+1)*time.Millisecond))
+			}},
+		{name: "replaced by rename: same time, new inode", wantIs: ErrInProgress,
+			rewrite: func(t *testing.T, path string, n int) {
+				tmp := path + ".new"
+				mustWriteFile(t, tmp, cut, 0o600)
+				mustChtimes(t, tmp, base)
+				if err := os.Rename(tmp, path); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "untouched: the error, with its advice", wantIs: ErrInvalid, advice: true,
+			rewrite: func(*testing.T, string, int) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			mustWriteFile(t, path, cut, 0o600)
+			mustChtimes(t, path, base)
+			n := 0
+			s := &Store{Path: path, sleep: func(context.Context, time.Duration) error {
+				tt.rewrite(t, path, n)
+				n++
+				return nil
+			}}
+			_, err := s.Load(context.Background())
+			if !errors.Is(err, tt.wantIs) {
+				t.Fatalf("err = %v, want it to match %v", err, tt.wantIs)
+			}
+			if got := strings.Contains(err.Error(), "run token-refresh-sender login"); got != tt.advice {
+				t.Errorf("login advice %v, want %v: %v", got, tt.advice, err)
+			}
+		})
+	}
+}
+
+func TestFileError_NewLogin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	mustWriteFile(t, path, "", 0o600)
+	_, err := Load(path)
+	var nl interface{ NewLogin() bool }
+	if !errors.As(err, &nl) || nl.NewLogin() {
+		t.Errorf("an empty file's error says NewLogin: %v", err)
+	}
+}
+
+func mustChtimes(t *testing.T, path string, mtime time.Time) {
+	t.Helper()
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStore_Load_cancelledWhileRetrying(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
 	mustWriteFile(t, path, "", 0o600)
@@ -200,6 +269,70 @@ func TestStore_Load_fileGoneWhileRetrying(t *testing.T) {
 	s := &Store{Path: path, sleep: func(context.Context, time.Duration) error { return os.Remove(path) }}
 	if _, err := s.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestStore_Update_foreignWriteMeanwhile: a program that does not take the
+// lock (schwab-py) writes the file in place while fn runs. A new refresh
+// token (a login) is left in place; anything else is replaced.
+func TestStore_Update_foreignWriteMeanwhile(t *testing.T) {
+	login := strings.Replace(validDoc, `"R-old"`, `"R-login"`, 1)
+	sameRefresh := strings.Replace(validDoc, `"A-old"`, `"A-theirs"`, 1)
+	tests := []struct {
+		name     string
+		theirs   string // written in place while fn runs
+		wantFile string // "" = fn's token
+		wantErr  error
+	}{
+		{name: "a new login: left in place", theirs: login, wantFile: login, wantErr: ErrNewLogin},
+		{name: "the same refresh token: replaced", theirs: sameRefresh},
+		{name: "left cut off: replaced", theirs: validDoc[:20]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			mustWriteFile(t, path, validDoc, 0o600)
+			s := &Store{Path: path, sleep: func(context.Context, time.Duration) error { return nil }}
+			fresh := tokensender.Token{AccessToken: "A-new", RefreshToken: "R-old", ExpiresIn: 1800}
+			tok, err := s.Update(context.Background(), func(tokensender.Token) (tokensender.Token, error) {
+				f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.WriteString(tt.theirs); err != nil {
+					t.Fatal(err)
+				}
+				return fresh, nil
+			})
+			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tok.AccessToken != "A-new" {
+				t.Errorf("Update returned %+v, want fn's token", tok)
+			}
+			data, rerr := os.ReadFile(path)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if tt.wantFile != "" {
+				if string(data) != tt.wantFile {
+					t.Errorf("file = %s\nwant theirs, untouched: %s", data, tt.wantFile)
+				}
+				if want := "token file " + path + ": another program wrote a new refresh token into it meanwhile (a new login); left as it is, so that login is kept"; err.Error() != want {
+					t.Errorf("err = %v\nwant %s", err, want)
+				}
+				// The daemon, which does not import this package, tells it so.
+				var nl interface{ NewLogin() bool }
+				if !errors.As(err, &nl) || !nl.NewLogin() {
+					t.Errorf("err has no NewLogin() true: %v", err)
+				}
+				return
+			}
+			if d, perr := Parse(path, data); perr != nil || d.Token().AccessToken != "A-new" {
+				t.Errorf("file does not hold fn's token (%v): %s", perr, data)
+			}
+		})
 	}
 }
 

@@ -113,6 +113,23 @@ func writeFile(path string, data []byte, mode os.FileMode, ops writeOps) error {
 // path points to when that file (if it exists) and its directory belong to
 // euid or root. Something other than a regular file there is refused.
 func writeTarget(path string, euid int) (string, error) {
+	target, err := linkTarget(path, euid)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(target)
+	if err == nil && !fi.Mode().IsRegular() {
+		return "", &fileError{msg: fmt.Sprintf(
+			"token file %s: refusing to replace %s: it is not a regular file (%s); remove it or choose another --token-file",
+			path, target, fi.Mode().Type())}
+	}
+	return target, nil
+}
+
+// linkTarget is path, or the file a symlink at path points to when that
+// file (if it exists) and its directory belong to euid or root; another
+// user's is refused.
+func linkTarget(path string, euid int) (string, error) {
 	target := path
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 		if target, err = filepath.EvalSymlinks(path); err != nil {
@@ -131,12 +148,6 @@ func writeTarget(path string, euid int) (string, error) {
 					path, target, p, uid)}
 			}
 		}
-	}
-	fi, err := os.Lstat(target)
-	if err == nil && !fi.Mode().IsRegular() {
-		return "", &fileError{msg: fmt.Sprintf(
-			"token file %s: refusing to replace %s: it is not a regular file (%s); remove it or choose another --token-file",
-			path, target, fi.Mode().Type())}
 	}
 	return target, nil
 }
@@ -241,4 +252,14 @@ func CleanStaleTemps(path string) (removed []string, err error) {
 		removed = append(removed, p)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// CheckWriteTarget reports, without writing anything, whether a write to
+// the token file at path would be refused because path is a symbolic link
+// to a file (or into a directory) of another user, or names something
+// other than a regular file. `login` calls it before the browser flow, so
+// that Schwab's new tokens are never issued only to be refused.
+func CheckWriteTarget(path string) error {
+	_, err := writeTarget(path, os.Geteuid())
+	return err
 }

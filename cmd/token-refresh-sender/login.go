@@ -34,6 +34,14 @@ func (c *LoginCmd) Run(g *Globals, pr *process) error {
 	defer s.close()
 	log := s.log
 	g.warnPermissions(log)
+	// Refuse another user's symlink or lock file before Schwab issues
+	// tokens that could then not be saved.
+	for _, check := range []func(string) error{tokenfile.CheckWriteTarget, tokenfile.CheckLockFile} {
+		if err := check(g.TokenFile); err != nil {
+			log.Error("Login refused: " + err.Error())
+			return exitCode(1)
+		}
+	}
 	app, err := g.loadApp(log)
 	if err != nil {
 		return err

@@ -33,6 +33,18 @@ type observers struct {
 	freeMemory func()
 }
 
+// newObservers are the observers the flags ask for, metrics aside (Main
+// binds --metrics-addr and adds them).
+func newObservers(g *Globals, log *slog.Logger, hooks *alert.Notifier, sd *systemd.Notifier) *observers {
+	return &observers{
+		log:     log,
+		expiry:  &expiry.Tracker{Lifetime: g.RefreshTokenLifetime, TokenFile: g.TokenFile},
+		policy:  &alert.Policy{Lifetime: g.RefreshTokenLifetime},
+		hooks:   hooks,
+		systemd: sd,
+	}
+}
+
 // attach wires the observers into d.
 func (o *observers) attach(d *daemon.Daemon) {
 	d.OnEvent = o.event

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,13 +14,35 @@ import (
 
 // RunCmd is the daemon.
 type RunCmd struct {
-	NotifyExec    string `env:"TOKEN_SENDER_NOTIFY_EXEC" placeholder:"CMD" help:"Run CMD (through sh -c) on refresh_failed, relogin_required, refresh_token_expiring and recovered events."`
-	NotifyWebhook string `env:"TOKEN_SENDER_NOTIFY_WEBHOOK" placeholder:"URL" help:"POST those events as JSON to URL (Slack and Discord webhooks work as they are)."`
+	NotifyExec        string   `env:"TOKEN_SENDER_NOTIFY_EXEC" placeholder:"CMD" help:"Run CMD (through sh -c) on refresh_failed, relogin_required, refresh_token_expiring and recovered events."`
+	NotifyWebhook     string   `env:"TOKEN_SENDER_NOTIFY_WEBHOOK" placeholder:"URL" help:"POST those events as JSON to URL (Slack and Discord webhooks work as they are). Set it through the environment or --notify-webhook-file: on the command line every user sees it in ps."`
+	NotifyWebhookFile string   `env:"TOKEN_SENDER_NOTIFY_WEBHOOK_FILE" placeholder:"PATH" help:"Read the webhook URL from PATH (one line; the file must be yours, mode 0600 or 0400)."`
+	NotifyEnv         []string `env:"TOKEN_SENDER_NOTIFY_ENV" placeholder:"NAME" help:"Also pass the variable NAME to --notify-exec (besides PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ and the TOKEN_SENDER_* event variables); repeatable."`
+}
+
+// notifier builds the alert hooks from the flags.
+func (c *RunCmd) notifier(log *slog.Logger) (*alert.Notifier, error) {
+	n := &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook, Env: c.NotifyEnv, Logger: log}
+	if c.NotifyWebhook != "" && os.Getenv("TOKEN_SENDER_NOTIFY_WEBHOOK") != c.NotifyWebhook && log != nil {
+		log.Warn("--notify-webhook on the command line is visible to every user in ps; set TOKEN_SENDER_NOTIFY_WEBHOOK or use --notify-webhook-file instead")
+	}
+	if c.NotifyWebhookFile != "" {
+		if c.NotifyWebhook != "" {
+			return nil, errors.New("--notify-webhook and --notify-webhook-file: give the webhook URL once, preferably in the file")
+		}
+		url, err := alert.ReadWebhookFile(c.NotifyWebhookFile)
+		if err != nil {
+			return nil, err
+		}
+		n.Webhook = url
+	}
+	return n, nil
 }
 
 // Run runs the daemon (see Main) until SIGINT or SIGTERM.
 func (c *RunCmd) Run(g *Globals, pr *process) error {
-	m := NewMain(*g, &alert.Notifier{Exec: c.NotifyExec, Webhook: c.NotifyWebhook})
+	m := NewMain(*g, nil)
+	m.NewHooks = c.notifier
 	m.Stdout = pr.out
 	m.HTTPClient = pr.schwabHTTP
 	preloadRoots(m.HTTPClient)

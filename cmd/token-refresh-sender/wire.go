@@ -17,7 +17,6 @@ import (
 	"github.com/schwabtools/token-refresh-sender/config"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
-	"github.com/schwabtools/token-refresh-sender/expiry"
 	"github.com/schwabtools/token-refresh-sender/metrics"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/systemd"
@@ -38,8 +37,11 @@ type Main struct {
 	// Flags are the shared command-line flags (paths, sockets, log, timing).
 	Flags Globals
 	// Hooks are the alert hooks (--notify-exec, --notify-webhook); Run sets
-	// its Logger.
-	Hooks *alert.Notifier
+	// its Logger. NewHooks, if set, builds them instead once the logger
+	// exists (run's flags: it reads --notify-webhook-file and warns about a
+	// webhook URL on the command line).
+	Hooks    *alert.Notifier
+	NewHooks func(*slog.Logger) (*alert.Notifier, error)
 	// Stdout receives every log line (the log file gets them too).
 	Stdout io.Writer
 	// HTTPClient carries the requests to Schwab: system roots and bounded
@@ -141,6 +143,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// 4. Observers of the loop's events: alert hooks, expiry warnings,
 	// metrics (bound now, so a busy port fails at start-up) and systemd.
+	if m.NewHooks != nil {
+		if m.Hooks, err = m.NewHooks(log); err != nil {
+			return err
+		}
+	}
 	m.Hooks.Logger = log
 	if err := m.Hooks.Validate(); err != nil {
 		return usage(err)
@@ -150,14 +157,8 @@ func (m *Main) Run(ctx context.Context) error {
 		defer cancel()
 		return m.Hooks.Close(hctx)
 	})
-	obs := &observers{
-		log:        log,
-		expiry:     &expiry.Tracker{Lifetime: g.RefreshTokenLifetime, TokenFile: g.TokenFile},
-		policy:     &alert.Policy{Lifetime: g.RefreshTokenLifetime},
-		hooks:      m.Hooks,
-		systemd:    m.Systemd(log),
-		freeMemory: debug.FreeOSMemory,
-	}
+	obs := newObservers(g, log, m.Hooks, m.Systemd(log))
+	obs.freeMemory = debug.FreeOSMemory
 	if g.MetricsAddr != "" {
 		if err := m.serveMetrics(log); err != nil {
 			return err

@@ -195,6 +195,27 @@ func TestExampleBot_withSender(t *testing.T) {
 			wantLine:   "example_bot: rejected message: token expired at ",
 		},
 		{
+			name:       "duplicate key",
+			payload:    []byte(`{"access_token": "I0.cpp-dup-access-0123456789@", "access_token": "x", "refresh_token": "r", "expires_at": ` + strconv.FormatInt(exp, 10) + `}`),
+			secret:     "I0.cpp-dup-access-0123456789@",
+			wantAnswer: `ERROR: field "access_token" appears twice`,
+			wantLine:   `example_bot: rejected message: field "access_token" appears twice`,
+		},
+		{
+			name:       "unknown key with invalid JSON",
+			payload:    []byte(`{"access_token": "I0.cpp-badnew-access-0123456789@", "refresh_token": "r", "expires_at": ` + strconv.FormatInt(exp, 10) + `, "new": [1,}`),
+			secret:     "I0.cpp-badnew-access-0123456789@",
+			wantAnswer: "ERROR: not valid JSON (syntax error at byte ",
+			wantLine:   "example_bot: rejected message: not valid JSON (syntax error at byte ",
+		},
+		{
+			name:       "unknown key nested too deep",
+			payload:    []byte(`{"access_token": "I0.cpp-deep-access-0123456789@", "refresh_token": "r", "expires_at": ` + strconv.FormatInt(exp, 10) + `, "new": ` + strings.Repeat("[", 33) + strings.Repeat("]", 33) + `}`),
+			secret:     "I0.cpp-deep-access-0123456789@",
+			wantAnswer: "ERROR: not valid JSON: an unknown field nests more than",
+			wantLine:   "example_bot: rejected message: not valid JSON: an unknown field nests more than 32 levels deep",
+		},
+		{
 			name:       "oversized",
 			payload:    tokensender.Message{AccessToken: "I0.cpp-big-" + strings.Repeat("A", 8192), RefreshToken: "cpp-big-refresh@", ExpiresAt: exp}.Wire(),
 			secret:     "I0.cpp-big-" + strings.Repeat("A", 8192),
@@ -215,6 +236,24 @@ func TestExampleBot_withSender(t *testing.T) {
 			}
 		})
 	}
+
+	// A newer sender may add keys: they are ignored, like the Go receiver does.
+	t.Run("unknown keys", func(t *testing.T) {
+		tok := tokensender.Token{AccessToken: "I0.cpp-newkeys-access-0123456789@", RefreshToken: "cpp-newkeys-refresh@",
+			ExpiresAt: time.Unix(exp, 0)}
+		secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
+		payload := fmt.Sprintf(`{"version": 2, "access_token": %q, "token_type": "Bearer", "refresh_token": %q, `+
+			`"expires_at": %d, "extra": {"scopes": ["api", "x"], "ttl": -1.5e3, "ok": true, "none": null, "u": "é\u00e9"}, "deep": %s%s}`,
+			tok.AccessToken, tok.RefreshToken, exp, strings.Repeat("[", 32), strings.Repeat("]", 32))
+		if answer := sendRaw(t, sock, []byte(payload)); answer != "OK" {
+			t.Fatalf("answer = %q, want OK", answer)
+		}
+		received++
+		b.WaitFor("example_bot: received token", received)
+		if want := receivedLine(tok); !strings.Contains(b.Text(), want) {
+			t.Errorf("example_bot output lacks %q:\n%s", want, b.Text())
+		}
+	})
 
 	if code := stop(b, syscall.SIGTERM); code != 0 {
 		t.Errorf("example_bot exited %d after SIGTERM; stderr: %s", code, b.Stderr())
@@ -237,4 +276,41 @@ func TestExampleBot_withSender(t *testing.T) {
 func stop(p *testproc.Proc, sig syscall.Signal) int {
 	p.Signal(sig)
 	return p.Wait()
+}
+
+// TestSanitizers builds the parser fuzzer under AddressSanitizer and
+// UndefinedBehaviorSanitizer, and the receiver stress test under those and
+// ThreadSanitizer, and runs them: any memory error, undefined behaviour,
+// data race or wrong answer fails the test.
+func TestSanitizers(t *testing.T) {
+	gxx, err := exec.LookPath("g++")
+	if err != nil {
+		t.Skip("g++ not found: install it (apt-get install g++) to test the C++ receiver in contrib/cpp")
+	}
+	dir := testproc.ShortDir(t)
+	for _, tt := range []struct {
+		name, src, flags string
+		args             []string
+		want             string
+	}{
+		{"parser asan+ubsan", "fuzz_parser.cpp", "-fsanitize=address,undefined", []string{"300000"}, "fuzz_parser: 300000 messages"},
+		{"receiver tsan", "stress_receiver.cpp", "-fsanitize=thread", []string{filepath.Join(dir, "t.sock"), "150"}, "0 failures"},
+		{"receiver asan+ubsan", "stress_receiver.cpp", "-fsanitize=address,undefined", []string{filepath.Join(dir, "a.sock"), "150"}, "0 failures"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := filepath.Join(dir, strings.NewReplacer(" ", "_", "+", "_").Replace(tt.name))
+			out, err := exec.Command(gxx, "-std=c++17", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread",
+				tt.flags, "-fno-sanitize-recover=all", tt.src, "-o", bin).CombinedOutput()
+			if err != nil {
+				t.Fatalf("compile %s with %s: %v\n%s", tt.src, tt.flags, err, out)
+			}
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Env = append(os.Environ(), "TSAN_OPTIONS=halt_on_error=1", "ASAN_OPTIONS=detect_leaks=1:halt_on_error=1")
+			out, err = cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("%s: %v\n%s", tt.name, err, out)
+			}
+			t.Log(strings.TrimSpace(string(out)))
+		})
+	}
 }

@@ -22,13 +22,16 @@
 // max_size bytes, within read_timeout), answers "OK" or "ERROR: <reason>"
 // (at most 64 bytes) and closes the connection.
 //
-// Validation: the object has exactly the keys access_token, refresh_token
-// (non-empty strings) and expires_at (an integer of Unix seconds, later than
-// now); anything else is rejected. Reasons never contain token text.
+// Validation: the object has the keys access_token, refresh_token (non-empty
+// strings) and expires_at (an integer of Unix seconds, later than now), each
+// once. Other keys are ignored (a newer sender may add some) but must hold
+// valid JSON. Reasons never contain token text.
 //
-// One background thread serves every connection with poll(); on_token and
-// on_error run on that thread, one at a time, and must return quickly (the
-// sender waits 5 seconds for the answer).
+// One background thread accepts and serves one connection at a time (the
+// sender connects once per refresh, about every 25 minutes); others wait in
+// the listen backlog, and read_timeout bounds each. on_token and on_error
+// run on that thread, one at a time, and must return quickly (the sender
+// waits 5 seconds for the answer).
 //
 // This file is part of token-refresh-sender (contrib/cpp).
 
@@ -63,7 +66,6 @@
 #include <string_view>
 #include <thread>
 #include <utility>
-#include <vector>
 
 namespace trs {
 
@@ -138,20 +140,22 @@ public:
                     which = 1;
                 } else if (key == "expires_at") {
                     which = 2;
-                } else {
-                    return fail(unknown_field(key));
                 }
-                if (seen[which]) {
+                if (which >= 0 && seen[which]) {
                     return fail("field \"" + key + "\" appears twice");
                 }
-                seen[which] = true;
                 bool ok = false;
-                if (which == 0) {
+                if (which < 0) {
+                    ok = skip_value(0);  // a field of a newer sender: checked, then ignored
+                } else if (which == 0) {
                     ok = string_field(key, tok.access_token);
                 } else if (which == 1) {
                     ok = string_field(key, tok.refresh_token);
                 } else {
                     ok = seconds_field(key, tok.expires_at);
+                }
+                if (which >= 0) {
+                    seen[which] = true;
                 }
                 if (!ok) {
                     return false;
@@ -258,18 +262,113 @@ private:
         return fail_syntax();
     }
 
-    static std::string unknown_field(const std::string& key) {
-        // Name the key only when it is short and plainly a name.
-        bool plain = !key.empty() && key.size() <= 24;
-        for (const char ch : key) {
-            const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                            (ch >= '0' && ch <= '9') || ch == '_';
-            plain = plain && ok;
+    // Deepest nesting accepted inside an unknown field's value.
+    static constexpr int kMaxDepth = 32;
+
+    // skip_value checks the JSON value at pos_ and moves past it: the value
+    // of a field this receiver does not know (forward compatible, like the
+    // Go receiver). Strings get the same checks as the token fields.
+    bool skip_value(int depth) {
+        if (eof()) {
+            return fail_syntax();
         }
-        if (plain) {
-            return "unknown field \"" + key + "\"";
+        const char c = at();
+        if (c == '"') {
+            std::string ignored;
+            return parse_string(ignored);
         }
-        return "unknown field";
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            return skip_number();
+        }
+        if (c == '{' || c == '[') {
+            if (depth >= kMaxDepth) {
+                return fail("not valid JSON: an unknown field nests more than 32 levels deep");
+            }
+            const char close = c == '{' ? '}' : ']';
+            ++pos_;
+            skip_ws();
+            if (!eof() && at() == close) {
+                ++pos_;
+                return true;
+            }
+            for (;;) {
+                if (c == '{') {
+                    std::string ignored;
+                    if (eof() || at() != '"') {
+                        return fail_syntax();
+                    }
+                    if (!parse_string(ignored)) {
+                        return false;
+                    }
+                    skip_ws();
+                    if (eof() || at() != ':') {
+                        return fail_syntax();
+                    }
+                    ++pos_;
+                    skip_ws();
+                }
+                if (!skip_value(depth + 1)) {
+                    return false;
+                }
+                skip_ws();
+                if (eof()) {
+                    return fail_syntax();
+                }
+                if (at() == ',') {
+                    ++pos_;
+                    skip_ws();
+                    continue;
+                }
+                if (at() == close) {
+                    ++pos_;
+                    return true;
+                }
+                return fail_syntax();
+            }
+        }
+        static const std::string_view words[] = {"true", "false", "null"};
+        for (const auto& w : words) {
+            if (in_.substr(pos_, w.size()) == w) {
+                pos_ += w.size();
+                return true;
+            }
+        }
+        return fail_value_kind_unknown();
+    }
+
+    // A JSON number at pos_ (which holds '-' or a digit).
+    bool skip_number() {
+        if (at() == '-') {
+            ++pos_;
+        }
+        if (eof()) {
+            return fail_syntax();
+        }
+        if (at() == '0') {
+            ++pos_;
+        } else if (at() >= '1' && at() <= '9') {
+            while (!eof() && at() >= '0' && at() <= '9') {
+                ++pos_;
+            }
+        } else {
+            return fail_syntax();
+        }
+        if (!eof() && at() == '.') {
+            ++pos_;
+            if (!digits()) {
+                return false;
+            }
+        }
+        if (!eof() && (at() == 'e' || at() == 'E')) {
+            ++pos_;
+            if (!eof() && (at() == '+' || at() == '-')) {
+                ++pos_;
+            }
+            if (!digits()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     bool string_field(const std::string& name, std::string& out) {
@@ -758,15 +857,7 @@ public:
     }
 
 private:
-    static constexpr std::size_t kMaxConns = 64;  // more wait in the backlog
-
-    struct Conn {
-        int fd = -1;
-        std::string data;
-        std::chrono::steady_clock::time_point deadline;
-        bool draining = false;  // answered; reading the rest of an oversized message
-        bool done = false;
-    };
+    using clock = std::chrono::steady_clock;
 
     Options opts_;
     mutable std::mutex life_mu_;    // start/stop
@@ -1112,7 +1203,7 @@ private:
     }
 
     // send_answer writes answer (at most 64 bytes) without blocking.
-    static void send_answer(Conn& c, std::string answer) {
+    static void send_answer(int fd, std::string answer) {
         if (answer.size() > kMaxAnswer) {
             answer.resize(kMaxAnswer);
         }
@@ -1122,177 +1213,123 @@ private:
 #endif
         ssize_t n;
         do {
-            n = ::send(c.fd, answer.data(), answer.size(), flags);
+            n = ::send(fd, answer.data(), answer.size(), flags);
         } while (n < 0 && errno == EINTR);
     }
 
-    // finish answers and marks the connection for closing.
-    static void finish(Conn& c, std::string answer) {
-        send_answer(c, std::move(answer));
-        c.done = true;
+    enum class Ready { readable, timeout, stop };
+
+    // wait_for waits until fd is readable (fd -1: never), the deadline
+    // passes, or a stop is requested through the wake pipe.
+    Ready wait_for(int fd, std::optional<clock::time_point> deadline) {
+        for (;;) {
+            if (stop_requested_.load()) {
+                return Ready::stop;
+            }
+            int timeout = -1;
+            if (deadline) {
+                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*deadline - clock::now()).count();
+                if (ms <= 0) {
+                    return Ready::timeout;
+                }
+                timeout = static_cast<int>(std::min<long long>(ms, INT_MAX));
+            }
+            pollfd pfds[2] = {{wake_r_, POLLIN, 0}, {fd, POLLIN, 0}};
+            const int n = ::poll(pfds, 2, timeout);
+            if (n < 0 && errno != EINTR) {
+                report("poll failed: " + detail::errno_text(errno) + "; receiver stopped");
+                stop_requested_.store(true);
+                return Ready::stop;
+            }
+            if (n > 0 && pfds[0].revents != 0) {
+                char drain[64];
+                while (::read(wake_r_, drain, sizeof drain) > 0) {
+                }
+                continue;  // stop_requested_ says whether to stop
+            }
+            if (n > 0 && pfds[1].revents != 0) {
+                return Ready::readable;
+            }
+        }
     }
 
-    // read_more reads what is available on c and answers once the message
-    // is complete, too large, or unreadable.
-    void read_more(Conn& c) {
+    // serve reads one message from fd and answers it, within read_timeout.
+    // On a stop request the connection is left without an answer (not the
+    // sender's fault; it will retry).
+    void serve(int fd) {
+        const auto deadline = clock::now() + opts_.read_timeout;
+        std::string data;
         char buf[4096];
-        std::size_t drained = 0;
         for (;;) {
-            const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-            if (n > 0 && c.draining) {
-                drained += static_cast<std::size_t>(n);
-                if (drained >= 16 * sizeof buf) {
-                    return;  // back to poll: a sender that never stops must not starve the others
-                }
-                continue;
+            const Ready ready = wait_for(fd, deadline);
+            if (ready == Ready::stop) {
+                return;
             }
+            if (ready == Ready::timeout) {
+                const std::string why = "no end of message within " + detail::format_duration(opts_.read_timeout);
+                report(why);
+                send_answer(fd, "ERROR: " + why);
+                return;
+            }
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
             if (n > 0) {
-                const std::size_t room = opts_.max_size + 1 - c.data.size();
-                c.data.append(buf, std::min(room, static_cast<std::size_t>(n)));
-                if (c.data.size() > opts_.max_size) {
+                const std::size_t room = opts_.max_size + 1 - data.size();
+                data.append(buf, std::min(room, static_cast<std::size_t>(n)));
+                if (data.size() > opts_.max_size) {
                     const std::string why = "message larger than " + std::to_string(opts_.max_size) + " bytes";
                     report(why);
                     // Answer now, then read the rest until the sender's
                     // half-close: closing with unread data would reset the
                     // connection and could lose the answer.
-                    send_answer(c, "ERROR: " + why);
-                    ::shutdown(c.fd, SHUT_WR);
-                    c.draining = true;
-                    std::string().swap(c.data);
-                    continue;
+                    send_answer(fd, "ERROR: " + why);
+                    ::shutdown(fd, SHUT_WR);
+                    discard_rest(fd, deadline);
+                    return;
                 }
-                continue;
-            }
-            if (n == 0) {
-                if (c.draining) {
-                    c.done = true;
-                } else {
-                    finish(c, answer_for(c.data));
-                }
+            } else if (n == 0) {
+                send_answer(fd, answer_for(data));
+                return;
+            } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+                report("read failed: " + detail::errno_text(errno));
+                send_answer(fd, "ERROR: read failed");
                 return;
             }
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return;
-            }
-            if (c.draining) {
-                c.done = true;
-                return;
-            }
-            report("read failed: " + detail::errno_text(errno));
-            finish(c, "ERROR: read failed");
-            return;
         }
     }
 
-    void accept_some(std::vector<Conn>& conns, std::chrono::steady_clock::time_point& paused_until) {
-        while (conns.size() < kMaxConns) {
-            const int fd = ::accept(listen_fd_, nullptr, nullptr);
-            if (fd < 0) {
-                const int e = errno;
-                if (e == EINTR || e == ECONNABORTED || e == EPROTO) {
-                    continue;
-                }
-                if (e == EAGAIN || e == EWOULDBLOCK) {
-                    return;
-                }
-                // Out of descriptors or memory: pause accepting for a moment
-                // instead of spinning on a listener that stays readable.
-                report("accept failed: " + detail::errno_text(e) + "; retrying in 100ms");
-                paused_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    // discard_rest reads and drops what the sender still sends, until its
+    // end of input, an error, the deadline or a stop.
+    void discard_rest(int fd, clock::time_point deadline) {
+        char buf[4096];
+        while (wait_for(fd, deadline) == Ready::readable) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
                 return;
             }
-            Conn c;
-            c.fd = fd;
-            c.deadline = std::chrono::steady_clock::now() + opts_.read_timeout;
-            if (!detail::set_flags(fd)) {
-                int tmp = fd;
-                detail::close_fd(tmp);
-                continue;
-            }
-            conns.push_back(std::move(c));
         }
     }
 
     void run() {
         current_receiver() = this;
-        using clock = std::chrono::steady_clock;
-        std::vector<Conn> conns;
-        std::vector<pollfd> pfds;
-        clock::time_point paused_until{};
-        while (!stop_requested_.load()) {
-            auto now_t = clock::now();
-            const bool poll_listener = conns.size() < kMaxConns && now_t >= paused_until;
-            pfds.clear();
-            pfds.push_back(pollfd{wake_r_, POLLIN, 0});
-            if (poll_listener) {
-                pfds.push_back(pollfd{listen_fd_, POLLIN, 0});
-            }
-            const std::size_t first = pfds.size();
-            std::optional<clock::time_point> wake_at;
-            if (!poll_listener && conns.size() < kMaxConns) {
-                wake_at = paused_until;
-            }
-            for (const Conn& c : conns) {
-                pfds.push_back(pollfd{c.fd, POLLIN, 0});
-                if (!wake_at || c.deadline < *wake_at) {
-                    wake_at = c.deadline;
-                }
-            }
-            int timeout = -1;
-            if (wake_at) {
-                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*wake_at - now_t).count();
-                timeout = static_cast<int>(std::max<long long>(0, std::min<long long>(ms, INT_MAX)));
-            }
-            const int n = ::poll(pfds.data(), static_cast<nfds_t>(pfds.size()), timeout);
-            if (n < 0) {
-                if (errno == EINTR) {
+        while (wait_for(listen_fd_, std::nullopt) == Ready::readable) {
+            int fd = ::accept(listen_fd_, nullptr, nullptr);
+            if (fd < 0) {
+                const int e = errno;
+                if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EAGAIN || e == EWOULDBLOCK) {
                     continue;
                 }
-                report("poll failed: " + detail::errno_text(errno) + "; receiver stopped");
-                break;
-            }
-            if (pfds[0].revents != 0) {
-                char drain[64];
-                while (::read(wake_r_, drain, sizeof drain) > 0) {
-                }
-                if (stop_requested_.load()) {
+                // Out of descriptors or memory: pause instead of spinning on
+                // a listener that stays readable.
+                report("accept failed: " + detail::errno_text(e) + "; retrying in 100ms");
+                if (wait_for(-1, clock::now() + std::chrono::milliseconds(100)) == Ready::stop) {
                     break;
                 }
+                continue;
             }
-            for (std::size_t i = 0; i < conns.size(); ++i) {
-                if (pfds[first + i].revents != 0 && !stop_requested_.load()) {
-                    read_more(conns[i]);
-                }
+            if (detail::set_flags(fd)) {
+                serve(fd);
             }
-            now_t = clock::now();
-            for (Conn& c : conns) {
-                if (!c.done && c.draining && now_t >= c.deadline) {
-                    c.done = true;  // answered already; stop reading
-                } else if (!c.done && now_t >= c.deadline && !stop_requested_.load()) {
-                    const std::string why = "no end of message within " + detail::format_duration(opts_.read_timeout);
-                    report(why);
-                    finish(c, "ERROR: " + why);
-                }
-            }
-            for (auto it = conns.begin(); it != conns.end();) {
-                if (it->done) {
-                    detail::close_fd(it->fd);
-                    it = conns.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-            if (poll_listener && pfds[1].revents != 0 && !stop_requested_.load()) {
-                accept_some(conns, paused_until);
-            }
-        }
-        // Shutting down: connections in progress are closed without an
-        // answer (not the sender's fault; it will retry).
-        for (Conn& c : conns) {
-            detail::close_fd(c.fd);
+            detail::close_fd(fd);
         }
         release_listener();
         {
