@@ -1,185 +1,281 @@
-// Command perf measures the token-refresh-sender binary beside nothing but
-// loopback: time from process start to the first token delivered to a
-// receiver, peak RSS after the first cycle, and wake-ups (voluntary context
-// switches over all threads) while idle.
+// Command perf measures the token-refresh-sender binary, run as a
+// subprocess beside a token server and a receiving bot on loopback, for
+// the three figures of issue 15, and prints each next to its goal:
 //
-//	go run ./bench/perf [-runs 5] [-warmup 30s] [-idle 30s] [-binary bin/token-refresh-sender]
+//   - idle wake-ups: voluntary context switches of all threads
+//     (/proc/PID/task/*/status), counted over a long idle window that starts
+//     2 s (-settle) after the first cycle, averaged per 30 s (the busiest 30 s
+//     slice, and the wake-ups while settling, are printed too);
+//   - private memory: RssAnon (/proc/PID/status) after the first cycle and
+//     after N more refreshes forced with SIGUSR1, each awaited (token
+//     received by the bot and "Next refresh at" logged) before the next
+//     signal; peak RSS (VmHWM) for information;
+//   - exec to first token: from starting the process to the bot receiving
+//     the token, over loopback TLS; median of several runs.
+//
+// Each figure is taken against three token servers on loopback TLS:
+//
+//   - fake: the project's fakeschwab as the tests start it;
+//   - split: the same fake behind a server that writes the response headers
+//     (flushed first) and the body in two separate writes, with TCP_NODELAY,
+//     as many servers do;
+//   - nagle: split with TCP_NODELAY off, so the body waits for the client's
+//     ACK of the headers: a delayed-ACK stall shows in full.
+//
+// Usage:
+//
+//	go run ./bench/perf [-runs 7] [-idle 5m] [-settle 2s] [-cycles 300] [-servers fake,split,nagle] [-binary PATH]
+//
+// A quick run: -idle 30s -cycles 30 -runs 5 (the window used is printed).
 package main
 
 import (
-	"bufio"
-	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/schwabtools/token-refresh-sender/fakeschwab"
-	"github.com/schwabtools/token-refresh-sender/receiver"
-	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
+// The goals of issue 15.
+const (
+	goalWakeups   = 2.0                   // per 30 s, idle
+	goalRssAnonMB = 3.0                   // after the first cycle and after the forced cycles
+	goalFirst     = 10 * time.Millisecond // exec to first token at the bot
+)
+
+type options struct {
+	runs    int
+	idle    time.Duration
+	settle  time.Duration
+	cycles  int
+	servers []string
+	binary  string
+}
+
 func main() {
-	runs := flag.Int("runs", 5, "start-ups to measure (the median is reported)")
-	idle := flag.Duration("idle", 30*time.Second, "idle window for counting wake-ups")
-	warmup := flag.Duration("warmup", 30*time.Second, "wait after the first cycle before counting (start-up's memory scavenging settles)")
-	binary := flag.String("binary", "", "binary to measure (default: build ./cmd/token-refresh-sender)")
+	var o options
+	var servers string
+	flag.IntVar(&o.runs, "runs", 7, "start-ups timed per server (the median is reported)")
+	flag.DurationVar(&o.idle, "idle", 5*time.Minute, "idle window for counting wake-ups, starting right after the first cycle")
+	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait between the end of the first cycle and the idle window (its wake-ups are printed apart)")
+	flag.IntVar(&o.cycles, "cycles", 300, "refreshes forced with SIGUSR1 before reading RssAnon again")
+	flag.StringVar(&servers, "servers", "fake,split,nagle", "token servers to measure against: fake (fakeschwab as it is), split (headers and body in two writes, TCP_NODELAY), nagle (split with Nagle's algorithm on)")
+	flag.StringVar(&o.binary, "binary", "", "binary to measure (default: build ./cmd/token-refresh-sender)")
 	flag.Parse()
-	if err := measure(*runs, *warmup, *idle, *binary); err != nil {
+	o.servers = strings.Split(servers, ",")
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "perf:", err)
 		os.Exit(1)
 	}
 }
 
-func measure(runs int, warmup, idle time.Duration, binary string) error {
+// result is what one server's measurements came to.
+type result struct {
+	server    string
+	startups  []time.Duration
+	idle      idleCount
+	rssFirst  int // kB
+	rssAfter  int // kB
+	hwmFirst  int // kB
+	hwmAfter  int // kB
+	cycles    int
+	cyclesDur time.Duration
+}
+
+func run(o options) error {
+	for _, s := range o.servers {
+		if s != "fake" && s != "split" && s != "nagle" {
+			return fmt.Errorf("-servers: unknown server %q (want fake, split or nagle)", s)
+		}
+	}
+	if o.runs < 1 || o.cycles < 0 || o.idle < 0 || o.settle < 0 {
+		return errors.New("-runs must be at least 1, -cycles, -idle and -settle not negative")
+	}
 	dir, err := os.MkdirTemp("", "perf")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if binary == "" {
-		binary = filepath.Join(dir, "token-refresh-sender")
-		if out, err := exec.Command("go", "build", "-o", binary, "./cmd/token-refresh-sender").CombinedOutput(); err != nil {
+	if o.binary == "" {
+		o.binary = filepath.Join(dir, "token-refresh-sender")
+		build := exec.Command("go", "build", "-o", o.binary, "./cmd/token-refresh-sender")
+		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("build: %v\n%s", err, out)
 		}
 	}
-	fake := fakeschwab.New(fakeschwab.Config{AppKey: "perf-key", AppSecret: "perf-secret", CallbackURL: "https://127.0.0.1:8182"})
-	srv, err := fakeschwab.StartTLS(fake)
+	fmt.Printf("binary %s; %d start-ups, idle window %v, %d forced cycles per server; %s\n",
+		o.binary, o.runs, o.idle, o.cycles, loadavg())
+	results, err := measure(o, dir)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
-	cert := filepath.Join(dir, "cert.pem")
-	config := filepath.Join(dir, "app.yaml")
-	tokens := filepath.Join(dir, "tokens.json")
-	if err := os.WriteFile(cert, srv.CertPEM, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(config, []byte("app_key: perf-key\napp_secret: perf-secret\ntoken_url: "+srv.TokenURL+"\n"), 0o600); err != nil {
-		return err
-	}
-	if err := tokenfile.Write(tokens, tokenfile.New(fake.Login(), time.Now())); err != nil {
-		return err
-	}
-
-	var startups []time.Duration
-	var rss, wakeups int
-	for i := range runs {
-		last := i == runs-1
-		took, r, w, err := once(binary, dir, cert, config, tokens, last, warmup, idle)
-		if err != nil {
-			return err
-		}
-		startups = append(startups, took)
-		if last {
-			rss, wakeups = r, w
-		}
-	}
-	slices.Sort(startups)
-	fmt.Printf("start to first token delivered: median %v (min %v, max %v, %d runs)\n",
-		startups[len(startups)/2].Round(100*time.Microsecond), startups[0].Round(100*time.Microsecond), startups[len(startups)-1].Round(100*time.Microsecond), runs)
-	fmt.Printf("peak RSS after the first cycle:  %.1f MB (VmHWM)\n", float64(rss)/1024)
-	fmt.Printf("wake-ups while idle:             %d voluntary context switches in %v (all threads, after %v warm-up)\n", wakeups, idle, warmup)
+	fmt.Println()
+	report(results, o)
 	return nil
 }
 
-// once starts the daemon, times the first delivery, and on the last run
-// reads its peak RSS and counts wake-ups while idle.
-func once(binary, dir, cert, config, tokens string, idleRun bool, warmup, idle time.Duration) (time.Duration, int, int, error) {
-	sock := filepath.Join(dir, "bot.sock")
-	got := make(chan time.Time, 4)
-	bot := &receiver.Receiver{Addr: sock, OnToken: func(receiver.Token) { got <- time.Now() }}
-	if err := bot.Listen(); err != nil {
-		return 0, 0, 0, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bot.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	cmd := exec.Command(binary, "run", "--config", config, "--token-file", tokens, "--socket", sock, "--log-file", "")
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+cert)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	started := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, 0, 0, err
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	cycled := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Next refresh at") {
-				close(cycled)
-				for sc.Scan() {
-				}
-				return
+// measure takes the three figures against every server. Start-ups and
+// forced cycles run one server at a time; the idle windows run side by
+// side, one daemon per server, so a long window is paid once. The daemon
+// counted idle is the one then forced to cycle.
+func measure(o options, dir string) ([]result, error) {
+	results := make([]result, len(o.servers))
+	daemons := make([]*daemon, len(o.servers))
+	fs := make([]files, len(o.servers))
+	defer func() {
+		for _, d := range daemons {
+			if d != nil {
+				d.stop()
 			}
 		}
 	}()
-	var first time.Time
-	select {
-	case first = <-got:
-	case <-time.After(30 * time.Second):
-		return 0, 0, 0, fmt.Errorf("no token delivered within 30s")
-	}
-	<-cycled
-	if !idleRun {
-		return first.Sub(started), 0, 0, nil
-	}
-	rss, err := statusField(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid), "VmHWM")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	time.Sleep(warmup)
-	before, err := switches(cmd.Process.Pid)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	time.Sleep(idle)
-	after, err := switches(cmd.Process.Pid)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	return first.Sub(started), rss, after - before, nil
-}
-
-// switches sums voluntary_ctxt_switches over every thread of pid.
-func switches(pid int) (int, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("read threads of %d: %v", pid, err)
-	}
-	total := 0
-	for _, t := range tasks {
-		n, err := statusField(t, "voluntary_ctxt_switches")
+	for i, name := range o.servers {
+		r := &results[i]
+		r.server = name
+		srv, err := startServer(name)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		total += n
+		defer srv.Close()
+		f, err := srv.writeFiles(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		for run := range o.runs {
+			d, err := startDaemon(o.binary, f)
+			if err != nil {
+				return nil, err
+			}
+			first, err := d.firstCycle()
+			d.stop()
+			if err != nil {
+				return nil, fmt.Errorf("%s: start-up %d: %w", name, run+1, err)
+			}
+			r.startups = append(r.startups, first)
+		}
+		fmt.Printf("%s: exec to first token %v\n", name, rounded(r.startups))
+		fs[i] = f
 	}
-	return total, nil
+
+	// The idle daemons start together, so each window begins right
+	// after its daemon's first cycle.
+	for i, name := range o.servers {
+		r := &results[i]
+		var err error
+		if daemons[i], err = startDaemon(o.binary, fs[i]); err != nil {
+			return nil, err
+		}
+		if _, err := daemons[i].firstCycle(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if r.rssFirst, r.hwmFirst, err = daemons[i].memory(); err != nil {
+			return nil, err
+		}
+		fmt.Printf("%s: after the first cycle RssAnon %d kB, VmHWM %d kB\n", name, r.rssFirst, r.hwmFirst)
+	}
+
+	settling, err := countIdle(daemons, o.settle)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("counting wake-ups over %v...\n", o.idle)
+	counts, err := countIdle(daemons, o.idle)
+	if err != nil {
+		return nil, err
+	}
+	for i := range results {
+		results[i].idle = counts[i]
+		fmt.Printf("%s: %d wake-ups while settling (%v), then %d in %v (30 s slices: %v)\n",
+			o.servers[i], settling[i].total, o.settle, counts[i].total, o.idle, counts[i].slices)
+	}
+
+	for i, d := range daemons {
+		r := &results[i]
+		began := time.Now()
+		for n := range o.cycles {
+			if err := d.forceCycle(); err != nil {
+				return nil, fmt.Errorf("%s: forced cycle %d: %w", r.server, n+1, err)
+			}
+		}
+		r.cycles, r.cyclesDur = o.cycles, time.Since(began)
+		if r.rssAfter, r.hwmAfter, err = d.memory(); err != nil {
+			return nil, err
+		}
+		fmt.Printf("%s: after %d forced cycles RssAnon %d kB, VmHWM %d kB\n", r.server, o.cycles, r.rssAfter, r.hwmAfter)
+	}
+	return results, nil
 }
 
-// statusField reads one numeric field (kB for memory) of a /proc status file.
-func statusField(path, field string) (int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
+// report prints the table of figures beside the goals.
+func report(results []result, o options) {
+	fmt.Printf("%-44s", "figure")
+	for _, r := range results {
+		fmt.Printf(" | %-32s", "against "+r.server)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return strconv.Atoi(strings.Fields(v)[0])
+	fmt.Printf(" | goal\n")
+	row := func(label, goal string, cell func(result) string) {
+		fmt.Printf("%-44s", label)
+		for _, r := range results {
+			fmt.Printf(" | %-32s", cell(r))
 		}
+		fmt.Printf(" | %s\n", goal)
 	}
-	return 0, fmt.Errorf("%s: no %s", path, field)
+	row(fmt.Sprintf("idle wake-ups per 30 s (%v, after %v)", o.idle, o.settle), fmt.Sprintf("<= %g", goalWakeups), func(r result) string {
+		return fmt.Sprintf("%.1f (max slice %d)%s", r.idle.per30s(), slices.Max(append([]int{0}, r.idle.slices...)), mark(r.idle.per30s() <= goalWakeups))
+	})
+	row("RssAnon after the first cycle", fmt.Sprintf("<= %g MB", goalRssAnonMB), func(r result) string {
+		return fmt.Sprintf("%.2f MB%s", mb(r.rssFirst), mark(mb(r.rssFirst) <= goalRssAnonMB))
+	})
+	row(fmt.Sprintf("RssAnon after %d forced refreshes", o.cycles), fmt.Sprintf("<= %g MB", goalRssAnonMB), func(r result) string {
+		return fmt.Sprintf("%.2f MB%s", mb(r.rssAfter), mark(mb(r.rssAfter) <= goalRssAnonMB))
+	})
+	row("VmHWM (peak RSS) first / after", "(information)", func(r result) string {
+		return fmt.Sprintf("%.1f / %.1f MB", mb(r.hwmFirst), mb(r.hwmAfter))
+	})
+	row(fmt.Sprintf("exec to first token at the bot (median of %d)", o.runs), fmt.Sprintf("<= %v", goalFirst), func(r result) string {
+		s := slices.Sorted(slices.Values(r.startups))
+		return fmt.Sprintf("%v (%v..%v)%s", round(s[len(s)/2]), round(s[0]), round(s[len(s)-1]), mark(s[len(s)/2] <= goalFirst))
+	})
+	row("forced refresh, signal to next refresh logged", "(information)", func(r result) string {
+		if r.cycles == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%v mean", round(r.cyclesDur/time.Duration(r.cycles)))
+	})
+	fmt.Printf("(%s at the end)\n", loadavg())
+}
+
+func mark(ok bool) string {
+	if ok {
+		return " ok"
+	}
+	return " MISSED"
+}
+
+func mb(kB int) float64 { return float64(kB) / 1024 }
+
+func round(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+
+func rounded(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = round(d)
+	}
+	return out
+}
+
+// loadavg describes how busy the machine is, for the reader of the figures.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown"
+	}
+	f := strings.Fields(string(b))
+	return fmt.Sprintf("load average %s %s %s on %d CPUs", f[0], f[1], f[2], runtime.NumCPU())
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -33,16 +34,40 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], &process{out: os.Stdout, err: os.Stderr, in: os.Stdin, schwabHTTP: schwab.NewHTTPClient(nil)}))
+	os.Exit(run(os.Args[1:], &process{out: os.Stdout, err: os.Stderr, in: os.Stdin,
+		schwabHTTP: withSystemRoots(schwab.NewHTTPClient(nil)), idleGC: idleGC}))
+}
+
+// idleMemoryLimit is the Go runtime's memory limit while idleGC is in
+// force. The daemon's runtime holds about 8 MiB (heap, stacks, metadata)
+// and a refresh cycle allocates 1-4 MB, so no cycle reaches it; much
+// lower (about 8 MiB) and the collector would run all the time.
+const idleMemoryLimit = 16 << 20
+
+// idleGC turns the collector's periodic run off for the daemon: the Go
+// runtime forces a collection every 2 minutes once one has run, a burst
+// of 8-25 thread wake-ups each time, and the loop already collects, and
+// returns the memory, after every refresh attempt (observers.freeMemory).
+// The memory limit still collects if something allocates between cycles.
+// GOGC or GOMEMLIMIT in the environment win.
+func idleGC() {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(idleMemoryLimit)
+	debug.SetGCPercent(-1)
 }
 
 // process is what the commands take from the process they run in: the
-// standard streams and the HTTP client for Schwab (system roots). Tests
-// run commands in-process with buffers and a client trusting fakeschwab.
+// standard streams, the HTTP client for Schwab (system roots), and the
+// garbage collector's settings for an idle daemon (nil: leave them; tests
+// run commands in-process with buffers, a client trusting fakeschwab and
+// no idleGC).
 type process struct {
 	out, err   io.Writer
 	in         io.Reader
 	schwabHTTP *http.Client
+	idleGC     func()
 }
 
 // exitRequest is how kong's --help and --version (which want to exit the

@@ -16,7 +16,8 @@ import (
 // observers fan the daemon's events and delivery results out to the
 // operator's tools: refresh-token expiry warnings, alert hooks, Prometheus
 // metrics (only with --metrics-addr, so the collectors cost nothing
-// otherwise) and systemd's notify socket (silent outside systemd).
+// otherwise) and systemd's notify socket (silent outside systemd). After
+// each refresh attempt it hands the heap's free memory back to the OS.
 type observers struct {
 	log     *slog.Logger
 	expiry  *expiry.Tracker
@@ -24,6 +25,12 @@ type observers struct {
 	hooks   *alert.Notifier
 	metrics *metrics.Metrics
 	systemd *systemd.Notifier
+	// freeMemory returns the garbage of a refresh attempt to the OS
+	// (production: debug.FreeOSMemory). A cycle every 25 minutes leaves
+	// the heap idle in between: without this its garbage (at start, ~3.7 MB
+	// from parsing the system roots) stays resident, and the heap grows
+	// toward the next GC target cycle after cycle.
+	freeMemory func()
 }
 
 // newObservers are the observers the flags ask for, metrics aside (Main
@@ -62,6 +69,12 @@ func (o *observers) event(ev tokensender.Event) {
 		o.metrics.Observe(ev)
 	}
 	o.systemd.Observe(ev)
+	switch ev.Kind {
+	case tokensender.EventRefreshed, tokensender.EventRefreshFailed, tokensender.EventReloginRequired:
+		if o.freeMemory != nil {
+			o.freeMemory()
+		}
+	}
 }
 
 // delivered records the final outcome of each delivery.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/alert"
@@ -98,7 +99,7 @@ func NewMain(flags Globals, hooks *alert.Notifier) *Main {
 		Flags:      flags,
 		Hooks:      hooks,
 		Stdout:     os.Stdout,
-		HTTPClient: schwab.NewHTTPClient(nil),
+		HTTPClient: withSystemRoots(schwab.NewHTTPClient(nil)),
 		Signals:    handleSignals,
 		Systemd:    systemd.New,
 		Listen:     net.Listen,
@@ -157,6 +158,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.Hooks.Close(hctx)
 	})
 	obs := newObservers(g, log, m.Hooks, m.Systemd(log))
+	obs.freeMemory = debug.FreeOSMemory
 	if g.MetricsAddr != "" {
 		if err := m.serveMetrics(log); err != nil {
 			return err
