@@ -1,0 +1,148 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validConfig() Config {
+	return Config{Endpoints: []string{"https://10.0.0.1:2379", "http://127.0.0.1:2379/"}, Prefix: "/trs/x/", LeaseTTL: 10 * time.Second, NodeName: "host-a"}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	if err := validConfig().Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no endpoints", func(c *Config) { c.Endpoints = nil }, "--etcd-endpoints: no endpoint"},
+		{"bare host", func(c *Config) { c.Endpoints = []string{"10.0.0.1:2379"} }, `"10.0.0.1:2379" is not an etcd client URL`},
+		{"scheme", func(c *Config) { c.Endpoints = []string{"unix:///x"} }, "is not an etcd client URL"},
+		{"path", func(c *Config) { c.Endpoints = []string{"http://h:2379/v3"} }, "is not an etcd client URL"},
+		{"no host", func(c *Config) { c.Endpoints = []string{"http://"} }, "is not an etcd client URL"},
+		{"bad url", func(c *Config) { c.Endpoints = []string{"http://[::1"} }, "is not an etcd client URL"},
+		{"prefix no slash", func(c *Config) { c.Prefix = "trs/" }, "--etcd-prefix"},
+		{"prefix no trailing slash", func(c *Config) { c.Prefix = "/trs" }, "--etcd-prefix"},
+		{"prefix root", func(c *Config) { c.Prefix = "/" }, "--etcd-prefix"},
+		{"ttl short", func(c *Config) { c.LeaseTTL = time.Second }, "--etcd-lease-ttl: 1s is out of range"},
+		{"ttl long", func(c *Config) { c.LeaseTTL = time.Hour + time.Second }, "out of range"},
+		{"ttl fraction", func(c *Config) { c.LeaseTTL = 2500 * time.Millisecond }, "not whole seconds"},
+		{"node empty", func(c *Config) { c.NodeName = "" }, "--node-name"},
+		{"node slash", func(c *Config) { c.NodeName = "a/b" }, "--node-name"},
+		{"node space", func(c *Config) { c.NodeName = "a b" }, "--node-name"},
+		{"cert alone", func(c *Config) { c.CertFile = "c.pem" }, "go together"},
+		{"key alone", func(c *Config) { c.KeyFile = "k.pem" }, "go together"},
+		{"password alone", func(c *Config) { c.Password = "pw" }, "TOKEN_SENDER_ETCD_PASSWORD is set but --etcd-username is not"},
+		{"user alone", func(c *Config) { c.Username = "u" }, "TOKEN_SENDER_ETCD_PASSWORD is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// The bounds themselves are accepted.
+	for _, ttl := range []time.Duration{MinLeaseTTL, time.Hour} {
+		c := validConfig()
+		c.LeaseTTL = ttl
+		if err := c.Validate(); err != nil {
+			t.Fatalf("ttl %s: %v", ttl, err)
+		}
+	}
+	c := validConfig()
+	c.CertFile, c.KeyFile, c.Username, c.Password = "c", "k", "u", "p"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("cert+key+user+password: %v", err)
+	}
+}
+
+func TestDefaultPrefix(t *testing.T) {
+	a, b := DefaultPrefix("app-key-one"), DefaultPrefix("app-key-two")
+	if a == b {
+		t.Fatal("two app keys share a prefix")
+	}
+	if !strings.HasPrefix(a, "/token-refresh-sender/") || !strings.HasSuffix(a, "/") || len(a) != len("/token-refresh-sender/")+12+1 {
+		t.Fatalf("prefix %q", a)
+	}
+	if strings.Contains(a, "app-key") {
+		t.Fatal("the app key is in the prefix")
+	}
+	if DefaultPrefix("app-key-one") != a {
+		t.Fatal("prefix not stable")
+	}
+}
+
+func TestConfig_WithDefaults(t *testing.T) {
+	env := map[string]string{PasswordEnv: "s3cret"}
+	c, err := Config{Endpoints: []string{"http://h:2379"}}.WithDefaults("k", func() (string, error) { return "box", nil }, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Prefix != DefaultPrefix("k") || c.LeaseTTL != DefaultLeaseTTL || c.NodeName != "box" || c.Password != "s3cret" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = Config{Prefix: "/p/", LeaseTTL: 3 * time.Second, NodeName: "n", Password: "given"}.WithDefaults("k", nil, func(string) string { return "env" })
+	if err != nil || c.Prefix != "/p/" || c.LeaseTTL != 3*time.Second || c.NodeName != "n" || c.Password != "given" {
+		t.Fatalf("set values overridden: %+v %v", c, err)
+	}
+	_, err = Config{}.WithDefaults("k", func() (string, error) { return "", errors.New("boom") }, nil)
+	if err == nil || !strings.Contains(err.Error(), "--node-name") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOpen_Warnings(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	c, err := Open(validConfig(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Codec.Encrypted() {
+		t.Fatal("encrypted without a key")
+	}
+	if n := strings.Count(buf.String(), "level=WARN"); n != 1 || !strings.Contains(buf.String(), "in clear") || !strings.Contains(buf.String(), "--etcd-encryption-key-file") {
+		t.Fatalf("want one WARNING about clear tokens, got:\n%s", buf.String())
+	}
+
+	buf.Reset()
+	cfg := validConfig()
+	cfg.EncryptionKeyFile = writeKey(t, 32, 0o600)
+	c2, err := Open(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if !c2.Codec.Encrypted() || buf.Len() != 0 {
+		t.Fatalf("with a key: encrypted=%v, log %q", c2.Codec.Encrypted(), buf.String())
+	}
+	if c2.TokenKey() != "/trs/x/token" || c2.ElectionPrefix() != "/trs/x/election" || c2.LoginLockPrefix() != "/trs/x/login" || c2.NodeKey("n") != "/trs/x/nodes/n" {
+		t.Fatal("key layout changed")
+	}
+
+	cfg.EncryptionKeyFile = writeKey(t, 32, 0o644)
+	if _, err := Open(cfg, logger); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("loose key accepted: %v", err)
+	}
+	cfg = validConfig()
+	cfg.CAFile = "/nonexistent/ca.pem"
+	if _, err := Open(cfg, logger); err == nil || !strings.Contains(err.Error(), "--etcd-ca-file") {
+		t.Fatalf("missing CA accepted: %v", err)
+	}
+	cfg = validConfig()
+	cfg.LeaseTTL = 0
+	if _, err := Open(cfg, logger); err == nil {
+		t.Fatal("invalid config opened")
+	}
+}

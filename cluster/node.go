@@ -1,0 +1,454 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+)
+
+// Node is one instance of the daemon in the cluster. Set the fields, then
+// call Run.
+type Node struct {
+	Cluster *Cluster
+
+	// Seed reads the local token file. The first leader seeds the record
+	// from it when etcd holds none; an instance whose Seed fails while etcd
+	// holds no record does not campaign (it waits for a record to appear).
+	Seed func(ctx context.Context) (tokensender.Token, error)
+	// Apply hands a new record to this host: write the local token file
+	// and deliver to the local bots. It is called from one goroutine, in
+	// record order, for the record found at start and every later one.
+	Apply func(ctx context.Context, rec Record) error
+	// Lead runs the refresh loop while this instance leads, on the
+	// LeaderStore (a Store whose file is the etcd record). Its context is
+	// cancelled the moment leadership is lost; it should then return.
+	Lead func(ctx context.Context, store *LeaderStore) error
+	// OnEvent, if set, hears cluster state changes (alert hooks, metrics,
+	// status). It must not block.
+	OnEvent func(Event)
+
+	mu        sync.Mutex
+	haveRec   bool          // a record exists in etcd (seen by the watcher)
+	recSeen   chan struct{} // closed when haveRec turns true
+	held      Record        // the newest record applied
+	leadStore *LeaderStore  // set while leading
+	available bool
+	downSince time.Time
+	unavailTm *time.Timer
+	alerted   bool
+}
+
+// ErrNotLeader means this instance no longer leads: nothing was written.
+var ErrNotLeader = errors.New("this instance is no longer the cluster leader (another instance refreshes now); nothing was written to etcd")
+
+// ErrRecordChanged means the record changed in etcd since it was read (a
+// login wrote a newer token): nothing was written, the newer record stands.
+var ErrRecordChanged = errors.New("the token record in etcd changed since it was read (a newer token was written, e.g. by a login); this token was not stored")
+
+// retryPause is how long the loops wait after a failed etcd call before
+// trying again.
+const retryPause = time.Second
+
+// Run takes part in the cluster until ctx is cancelled: it watches the
+// record (applying each new one), campaigns for leadership, and while
+// leading runs Lead. It returns nil after ctx is cancelled.
+func (n *Node) Run(ctx context.Context) error {
+	if n.Cluster == nil || n.Apply == nil || n.Lead == nil {
+		return errors.New("cluster.Node: Cluster, Apply and Lead must be set")
+	}
+	n.recSeen = make(chan struct{})
+	n.available = true
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { n.watch(ctx) })
+	n.campaignLoop(ctx)
+	cancel()
+	wg.Wait()
+	n.mu.Lock()
+	if n.unavailTm != nil {
+		n.unavailTm.Stop()
+	}
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *Node) emit(ev Event) {
+	ev.At = n.Cluster.now()
+	ev.Node = n.Cluster.NodeName
+	if n.OnEvent != nil {
+		n.OnEvent(ev)
+	}
+}
+
+// pause waits d or until ctx ends (false).
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// campaignLoop holds a session, waits until this instance may lead,
+// campaigns, and leads until the session or ctx ends; then starts over.
+func (n *Node) campaignLoop(ctx context.Context) {
+	c := n.Cluster
+	for ctx.Err() == nil {
+		sess, err := n.newSession(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			n.sessionDown(err, 0)
+			pause(ctx, retryPause)
+			continue
+		}
+		n.sessionUp()
+		n.withSession(ctx, sess)
+		if ctx.Err() != nil {
+			// Let another instance take over at once rather than after
+			// the TTL.
+			cctx, ccancel := context.WithTimeout(context.Background(), c.LeaseTTL)
+			_, _ = c.Client.Revoke(cctx, sess.Lease())
+			ccancel()
+			sess.Orphan()
+			return
+		}
+		select {
+		case <-sess.Done():
+			// The lease already ran out: that is a TTL without contact.
+			// A short grace lets an immediate new session avoid the alert.
+			n.sessionDown(errors.New("etcd session lease lost"), 2*retryPause)
+		default:
+			sess.Orphan()
+			cctx, ccancel := context.WithTimeout(ctx, c.LeaseTTL)
+			_, _ = c.Client.Revoke(cctx, sess.Lease())
+			ccancel()
+		}
+	}
+}
+
+// newSession grants a lease (bounded by the TTL, so an unreachable etcd is
+// noticed) and keeps it alive until ctx ends or etcd stops answering.
+func (n *Node) newSession(ctx context.Context) (*concurrency.Session, error) {
+	c := n.Cluster
+	gctx, cancel := context.WithTimeout(ctx, c.LeaseTTL)
+	defer cancel()
+	lease, err := c.Client.Grant(gctx, int64(c.ttlSeconds()))
+	if err != nil {
+		return nil, fmt.Errorf("grant etcd lease: %w", err)
+	}
+	return concurrency.NewSession(c.Client, concurrency.WithLease(lease.ID), concurrency.WithTTL(c.ttlSeconds()), concurrency.WithContext(ctx))
+}
+
+// withSession campaigns and leads on one session until it ends.
+func (n *Node) withSession(ctx context.Context, sess *concurrency.Session) {
+	c := n.Cluster
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	if !n.eligible(sctx) {
+		return
+	}
+	elect := concurrency.NewElection(sess, c.ElectionPrefix())
+	if err := elect.Campaign(sctx, c.NodeName); err != nil {
+		if sctx.Err() == nil {
+			c.Logger.Warn("Cluster: campaign for leadership failed: " + err.Error())
+			pause(sctx, retryPause)
+		}
+		return
+	}
+	n.lead(sctx, sess, elect)
+}
+
+// eligible waits until this instance may lead: etcd holds a record, or the
+// local token file can seed one.
+func (n *Node) eligible(ctx context.Context) bool {
+	c := n.Cluster
+	logged := false
+	for {
+		n.mu.Lock()
+		have, seen := n.haveRec, n.recSeen
+		n.mu.Unlock()
+		if have {
+			return true
+		}
+		_, ok, err := c.ReadRecord(ctx)
+		if err == nil && ok {
+			return true
+		}
+		if err == nil && n.Seed != nil {
+			if _, serr := n.Seed(ctx); serr == nil {
+				return true
+			} else if !logged {
+				c.Logger.Info("Cluster: etcd holds no token yet and there is no usable local token file (" + serr.Error() + "); following until a token appears (run `token-refresh-sender login` with the same --etcd-endpoints)")
+				logged = true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-seen:
+		case <-time.After(retryPause * 5):
+		}
+	}
+}
+
+// lead runs while this instance holds the election key.
+func (n *Node) lead(ctx context.Context, sess *concurrency.Session, elect *concurrency.Election) {
+	c := n.Cluster
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	store := &LeaderStore{c: c, key: elect.Key(), rev: elect.Rev(), ctx: lctx, changed: make(chan struct{}, 1)}
+
+	// Deposed without losing the session (the key deleted by hand, or a
+	// watch that can no longer tell): step down.
+	deposed := make(chan struct{})
+	go func() {
+		defer close(deposed)
+		wch := c.Client.Watch(clientv3.WithRequireLeader(lctx), elect.Key(), clientv3.WithRev(elect.Rev()+1))
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					cancel()
+					return
+				}
+			}
+			if resp.Err() != nil {
+				cancel()
+				return
+			}
+		}
+		cancel()
+	}()
+
+	c.Logger.Info(fmt.Sprintf("Cluster: this instance (%s) is now the leader; it alone refreshes the token", c.NodeName))
+	n.emit(Event{Kind: EventLeading})
+	n.mu.Lock()
+	n.leadStore = store
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.leadStore = nil
+		n.mu.Unlock()
+	}()
+
+	if err := n.seed(lctx, store); err != nil {
+		if lctx.Err() == nil {
+			c.Logger.Error("Cluster: " + err.Error() + "; stepping down")
+			_ = elect.Resign(ctx)
+			pause(ctx, retryPause)
+		}
+	} else if err := n.Lead(lctx, store); err != nil && lctx.Err() == nil {
+		c.Logger.Error("Cluster: the refresh loop stopped: " + err.Error() + "; stepping down")
+	}
+	cancel()
+	<-deposed
+
+	switch {
+	case ctx.Err() != nil && sessionDone(sess):
+		c.Logger.Error(fmt.Sprintf("Cluster: lost the etcd session (no contact with etcd for the lease TTL %s): stopped refreshing at once; another instance takes over", c.LeaseTTL))
+		n.emit(Event{Kind: EventDeposed, Err: errors.New("etcd session lost")})
+	case ctx.Err() != nil:
+		rctx, rcancel := context.WithTimeout(context.Background(), c.LeaseTTL)
+		_ = elect.Resign(rctx)
+		rcancel()
+		c.Logger.Info("Cluster: resigned leadership (shutting down)")
+		n.emit(Event{Kind: EventDeposed})
+	default:
+		c.Logger.Error("Cluster: no longer the leader: stopped refreshing at once; another instance takes over")
+		_ = elect.Resign(ctx)
+		n.emit(Event{Kind: EventDeposed, Err: ErrNotLeader})
+	}
+}
+
+func sessionDone(s *concurrency.Session) bool {
+	select {
+	case <-s.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// seed writes the first record from the local token file when etcd holds
+// none.
+func (n *Node) seed(ctx context.Context, store *LeaderStore) error {
+	c := n.Cluster
+	_, ok, err := c.ReadRecord(ctx)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	if n.Seed == nil {
+		return errors.New("etcd holds no token record and this instance has no local token file to seed it")
+	}
+	tok, err := n.Seed(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd holds no token record and the local token file cannot seed it: %w", err)
+	}
+	rec := Record{Token: tok, Writer: c.NodeName, Reason: ReasonSeed, WrittenAt: c.now().Truncate(time.Second), Seq: 1}
+	if err := store.write(ctx, rec, 0); err != nil {
+		if errors.Is(err, ErrRecordChanged) {
+			return nil // another writer seeded first; follow it
+		}
+		return err
+	}
+	c.Logger.Info(fmt.Sprintf("Cluster: seeded etcd with the local token file's token (expires %s)", tok.ExpiresAt.Format(time.RFC3339)))
+	return nil
+}
+
+// watch applies the current record and every later one until ctx ends.
+func (n *Node) watch(ctx context.Context) {
+	c := n.Cluster
+	var last int64 // mod revision of the last record handled
+	for ctx.Err() == nil {
+		resp, err := c.Client.Get(ctx, c.TokenKey())
+		if err != nil {
+			if ctx.Err() == nil {
+				c.Logger.Warn("Cluster: cannot read the token record from etcd: " + err.Error() + " (retrying)")
+				pause(ctx, retryPause)
+			}
+			continue
+		}
+		if len(resp.Kvs) > 0 && resp.Kvs[0].ModRevision > last {
+			last = resp.Kvs[0].ModRevision
+			n.handle(ctx, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+		}
+		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := c.Client.Watch(wctx, c.TokenKey(), clientv3.WithRev(resp.Header.Revision+1))
+		for wr := range wch {
+			if err := wr.Err(); err != nil {
+				if ctx.Err() == nil {
+					c.Logger.Warn("Cluster: watch on the token record ended: " + err.Error() + " (starting again)")
+				}
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypePut || ev.Kv.ModRevision <= last {
+					continue
+				}
+				last = ev.Kv.ModRevision
+				n.handle(ctx, ev.Kv.Value, ev.Kv.ModRevision)
+			}
+		}
+		wcancel()
+		pause(ctx, retryPause/4)
+	}
+}
+
+// handle decodes one stored record and applies it.
+func (n *Node) handle(ctx context.Context, value []byte, modRev int64) {
+	c := n.Cluster
+	rec, err := c.Codec.Decode(c.TokenKey(), value)
+	if err != nil {
+		c.Logger.Error("Cluster: " + err.Error())
+		n.emit(Event{Kind: EventApplyFailed, Err: err})
+		return
+	}
+	rec.ModRevision = modRev
+	n.mu.Lock()
+	if !n.haveRec {
+		n.haveRec = true
+		close(n.recSeen)
+	}
+	n.held = rec
+	store := n.leadStore
+	n.mu.Unlock()
+	if store != nil {
+		store.notify()
+	}
+	c.Logger.Info(fmt.Sprintf("Cluster: new token from etcd (%s by %s at %s, record #%d, revision %d; expires %s)",
+		rec.Reason, rec.Writer, rec.WrittenAt.Format(time.RFC3339), rec.Seq, rec.ModRevision, rec.Token.ExpiresAt.Format(time.RFC3339)))
+	if err := n.Apply(ctx, rec); err != nil {
+		if ctx.Err() == nil {
+			c.Logger.Error("Cluster: could not apply the token from etcd locally: " + err.Error())
+			n.emit(Event{Kind: EventApplyFailed, Err: err, Record: rec})
+		}
+		return
+	}
+	n.emit(Event{Kind: EventApplied, Record: rec})
+	if err := c.report(ctx, rec); err != nil && ctx.Err() == nil {
+		c.Logger.Warn("Cluster: " + err.Error())
+	}
+}
+
+// Held is the newest record this instance applied (ok false before the
+// first).
+func (n *Node) Held() (Record, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.held, n.haveRec
+}
+
+// sessionUp notes that etcd answered (a session was granted).
+func (n *Node) sessionUp() {
+	n.mu.Lock()
+	if n.unavailTm != nil {
+		n.unavailTm.Stop()
+		n.unavailTm = nil
+	}
+	was := n.alerted
+	since := n.downSince
+	n.available, n.alerted, n.downSince = true, false, time.Time{}
+	n.mu.Unlock()
+	if was {
+		n.Cluster.Logger.Info(fmt.Sprintf("Cluster: etcd is reachable again (unavailable since %s)", since.Format(time.RFC3339)))
+		n.emit(Event{Kind: EventAvailable, Since: since})
+	}
+}
+
+// sessionDown notes that the session ended or could not be created. If no
+// new session comes within grace, the cluster is unavailable to
+// this instance: it says so once.
+func (n *Node) sessionDown(cause error, grace time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.available {
+		return
+	}
+	n.available = false
+	n.downSince = n.Cluster.now()
+	n.unavailTm = time.AfterFunc(grace, func() { n.unavailable(cause) })
+}
+
+func (n *Node) unavailable(cause error) {
+	n.mu.Lock()
+	if n.available || n.alerted {
+		n.mu.Unlock()
+		return
+	}
+	n.alerted = true
+	since, held, have := n.downSince, n.held, n.haveRec
+	n.mu.Unlock()
+	state := "no token held yet"
+	if have {
+		state = "the local bots keep the last token, valid until " + held.Token.ExpiresAt.Format(time.RFC3339)
+	}
+	n.Cluster.Logger.Error(fmt.Sprintf("Cluster unavailable: no contact with etcd since %s (%v); no instance refreshes the token until etcd is back; %s. Restore etcd, or run one host without --etcd-endpoints before then",
+		since.Format(time.RFC3339), cause, state))
+	ev := Event{Kind: EventUnavailable, Since: since, Err: cause}
+	if have {
+		ev.Record = held
+	}
+	n.emit(ev)
+}
