@@ -24,9 +24,12 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // PasswordEnv is the only place the etcd password is read from (never a
@@ -150,6 +153,8 @@ type Cluster struct {
 	Logger   *slog.Logger
 	// Now is the wall clock for record times and events; nil means time.Now.
 	Now func() time.Time
+
+	testHookLoginWrite func() // called before each login write attempt
 }
 
 // Open validates cfg, loads the encryption key, and creates the etcd
@@ -240,9 +245,45 @@ func (c *Cluster) ttlSeconds() int {
 	return s
 }
 
+// retryLimit bounds retries of transient etcd errors (a raft leader change,
+// a member going away): long enough to ride out one etcd election.
+const retryLimit = 5 * time.Second
+
+// retry runs op until it succeeds, fails for good, or retryLimit passes
+// (each attempt bounded by the lease TTL). etcd answers "unavailable" (no
+// leader, leader changed, request timed out) while its members elect a new
+// raft leader; a request made then is simply made again.
+func (c *Cluster) retry(ctx context.Context, op func(ctx context.Context) error) error {
+	deadline := time.Now().Add(retryLimit)
+	for {
+		actx, cancel := context.WithTimeout(ctx, c.LeaseTTL)
+		err := op(actx)
+		cancel()
+		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		if !pause(ctx, retryPause/10) {
+			return err
+		}
+	}
+}
+
+// transient reports whether err is etcd's "unavailable" (worth retrying).
+func transient(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
 // ReadRecord returns the current record (ok false when there is none).
 func (c *Cluster) ReadRecord(ctx context.Context) (rec Record, ok bool, err error) {
-	resp, err := c.Client.Get(ctx, c.TokenKey())
+	var resp *clientv3.GetResponse
+	err = c.retry(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.Client.Get(ctx, c.TokenKey())
+		return err
+	})
 	if err != nil {
 		return Record{}, false, fmt.Errorf("read token record from etcd: %w", err)
 	}

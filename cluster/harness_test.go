@@ -399,4 +399,3 @@ func (p *proxy) heal() {
 	p.closeAll()
 	p.cut.Store(false)
 }
-

@@ -41,7 +41,7 @@ func (c *Cluster) Login(ctx context.Context, do func(ctx context.Context) (token
 	mu := concurrency.NewMutex(sess, c.LoginLockPrefix())
 	if err := mu.TryLock(ctx); errors.Is(err, concurrency.ErrLocked) {
 		c.Logger.Info("Cluster: another login is in progress" + c.lockHolder(ctx) + "; waiting for it to finish")
-		if err := mu.Lock(ctx); err != nil {
+		if err := abandonOnDone(ctx, func() error { return mu.Lock(ctx) }); err != nil {
 			return Record{}, fmt.Errorf("login lock: %w", err)
 		}
 	} else if err != nil {
@@ -84,18 +84,37 @@ func (c *Cluster) Login(ctx context.Context, do func(ctx context.Context) (token
 		if err != nil {
 			return Record{}, err
 		}
-		resp, err := c.Client.Txn(ctx).
-			If(mu.IsOwner(), clientv3.Compare(clientv3.ModRevision(c.TokenKey()), "=", modRev)).
-			Then(clientv3.OpPut(c.TokenKey(), string(val))).
-			Commit()
+		if c.testHookLoginWrite != nil {
+			c.testHookLoginWrite()
+		}
+		var resp *clientv3.TxnResponse
+		ambiguous := false
+		err = c.retry(ctx, func(ctx context.Context) (err error) {
+			resp, err = c.Client.Txn(ctx).
+				If(mu.IsOwner(), clientv3.Compare(clientv3.ModRevision(c.TokenKey()), "=", modRev)).
+				Then(clientv3.OpPut(c.TokenKey(), string(val))).
+				Else(clientv3.OpGet(mu.Key()), clientv3.OpGet(c.TokenKey())).
+				Commit()
+			ambiguous = ambiguous || err != nil
+			return err
+		})
 		if err != nil {
 			return Record{}, fmt.Errorf("write the login's token to etcd: %w", err)
+		}
+		if !resp.Succeeded {
+			if kvs := resp.Responses[1].GetResponseRange().Kvs; ambiguous && len(kvs) > 0 && string(kvs[0].Value) == string(val) {
+				resp.Succeeded = true // an attempt that reported an error was applied
+				resp.Header.Revision = kvs[0].ModRevision
+			} else if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+				return Record{}, errors.New("login: lost the cluster login lock while logging in (etcd unreachable for the lease TTL?); the new token was not stored in etcd: run the login again")
+			}
 		}
 		if resp.Succeeded {
 			rec.ModRevision = resp.Header.Revision
 			c.Logger.Info(fmt.Sprintf("Cluster: the new login's token is stored in etcd (record #%d, revision %d); every instance delivers it now", rec.Seq, rec.ModRevision))
 			return rec, nil
 		}
+		c.Logger.Info("Cluster: the token record changed while logging in; writing the login's token again")
 	}
 	return Record{}, fmt.Errorf("login: the token record kept changing under %d attempts to write the login's token; run the login again", maxLoginWrites)
 }

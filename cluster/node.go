@@ -88,6 +88,23 @@ func (n *Node) emit(ev Event) {
 	}
 }
 
+// abandonOnDone runs op and returns its error, or ctx's error as soon as
+// ctx is done. The concurrency package's blocking calls (Campaign,
+// Mutex.Lock) wait on a watch, and a watch cut off from every etcd member
+// does not notice its context until a member answers again; their cleanup
+// then runs on the client's own context. Such a call is left to finish in
+// the background (it ends when etcd answers or the client is closed).
+func abandonOnDone(ctx context.Context, op func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // pause waits d or until ctx ends (false).
 func pause(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -105,8 +122,12 @@ func pause(ctx context.Context, d time.Duration) bool {
 func (n *Node) campaignLoop(ctx context.Context) {
 	c := n.Cluster
 	for ctx.Err() == nil {
-		sess, err := n.newSession(ctx)
+		// The session outlives ctx by a little: on shutdown the leader
+		// resigns first, then the lease is revoked.
+		sessCtx, sessCancel := context.WithCancel(context.WithoutCancel(ctx))
+		sess, err := n.newSession(ctx, sessCtx)
 		if err != nil {
+			sessCancel()
 			if ctx.Err() != nil {
 				return
 			}
@@ -116,32 +137,29 @@ func (n *Node) campaignLoop(ctx context.Context) {
 		}
 		n.sessionUp()
 		n.withSession(ctx, sess)
+		lost := sessionDone(sess)
+		if !lost {
+			// Revoking deletes our election key at once: another
+			// instance takes over without waiting for the TTL.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), c.LeaseTTL)
+			_, _ = c.Client.Revoke(rctx, sess.Lease())
+			rcancel()
+		}
+		sessCancel()
 		if ctx.Err() != nil {
-			// Let another instance take over at once rather than after
-			// the TTL.
-			cctx, ccancel := context.WithTimeout(context.Background(), c.LeaseTTL)
-			_, _ = c.Client.Revoke(cctx, sess.Lease())
-			ccancel()
-			sess.Orphan()
 			return
 		}
-		select {
-		case <-sess.Done():
+		if lost {
 			// The lease already ran out: that is a TTL without contact.
 			// A short grace lets an immediate new session avoid the alert.
 			n.sessionDown(errors.New("etcd session lease lost"), 2*retryPause)
-		default:
-			sess.Orphan()
-			cctx, ccancel := context.WithTimeout(ctx, c.LeaseTTL)
-			_, _ = c.Client.Revoke(cctx, sess.Lease())
-			ccancel()
 		}
 	}
 }
 
 // newSession grants a lease (bounded by the TTL, so an unreachable etcd is
-// noticed) and keeps it alive until ctx ends or etcd stops answering.
-func (n *Node) newSession(ctx context.Context) (*concurrency.Session, error) {
+// noticed) and keeps it alive until sessCtx ends or etcd stops answering.
+func (n *Node) newSession(ctx, sessCtx context.Context) (*concurrency.Session, error) {
 	c := n.Cluster
 	gctx, cancel := context.WithTimeout(ctx, c.LeaseTTL)
 	defer cancel()
@@ -149,7 +167,7 @@ func (n *Node) newSession(ctx context.Context) (*concurrency.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grant etcd lease: %w", err)
 	}
-	return concurrency.NewSession(c.Client, concurrency.WithLease(lease.ID), concurrency.WithTTL(c.ttlSeconds()), concurrency.WithContext(ctx))
+	return concurrency.NewSession(c.Client, concurrency.WithLease(lease.ID), concurrency.WithTTL(c.ttlSeconds()), concurrency.WithContext(sessCtx))
 }
 
 // withSession campaigns and leads on one session until it ends.
@@ -168,14 +186,14 @@ func (n *Node) withSession(ctx context.Context, sess *concurrency.Session) {
 		return
 	}
 	elect := concurrency.NewElection(sess, c.ElectionPrefix())
-	if err := elect.Campaign(sctx, c.NodeName); err != nil {
+	if err := abandonOnDone(sctx, func() error { return elect.Campaign(sctx, c.NodeName) }); err != nil {
 		if sctx.Err() == nil {
 			c.Logger.Warn("Cluster: campaign for leadership failed: " + err.Error())
 			pause(sctx, retryPause)
 		}
 		return
 	}
-	n.lead(sctx, sess, elect)
+	n.lead(ctx, sctx, sess, elect)
 }
 
 // eligible waits until this instance may lead: etcd holds a record, or the
@@ -212,7 +230,7 @@ func (n *Node) eligible(ctx context.Context) bool {
 }
 
 // lead runs while this instance holds the election key.
-func (n *Node) lead(ctx context.Context, sess *concurrency.Session, elect *concurrency.Election) {
+func (n *Node) lead(parent, ctx context.Context, sess *concurrency.Session, elect *concurrency.Election) {
 	c := n.Cluster
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -224,7 +242,17 @@ func (n *Node) lead(ctx context.Context, sess *concurrency.Session, elect *concu
 	go func() {
 		defer close(deposed)
 		wch := c.Client.Watch(clientv3.WithRequireLeader(lctx), elect.Key(), clientv3.WithRev(elect.Rev()+1))
-		for resp := range wch {
+		for {
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case <-lctx.Done():
+				return
+			case resp, ok = <-wch:
+			}
+			if !ok {
+				break
+			}
 			for _, ev := range resp.Events {
 				if ev.Type == clientv3.EventTypeDelete {
 					cancel()
@@ -250,32 +278,38 @@ func (n *Node) lead(ctx context.Context, sess *concurrency.Session, elect *concu
 		n.mu.Unlock()
 	}()
 
+	stepDown := ""
 	if err := n.seed(lctx, store); err != nil {
-		if lctx.Err() == nil {
-			c.Logger.Error("Cluster: " + err.Error() + "; stepping down")
-			_ = elect.Resign(ctx)
-			pause(ctx, retryPause)
-		}
-	} else if err := n.Lead(lctx, store); err != nil && lctx.Err() == nil {
-		c.Logger.Error("Cluster: the refresh loop stopped: " + err.Error() + "; stepping down")
+		stepDown = err.Error()
+	} else if err := n.Lead(lctx, store); err != nil {
+		stepDown = "the refresh loop stopped: " + err.Error()
 	}
 	cancel()
 	<-deposed
-
-	switch {
-	case ctx.Err() != nil && sessionDone(sess):
-		c.Logger.Error(fmt.Sprintf("Cluster: lost the etcd session (no contact with etcd for the lease TTL %s): stopped refreshing at once; another instance takes over", c.LeaseTTL))
-		n.emit(Event{Kind: EventDeposed, Err: errors.New("etcd session lost")})
-	case ctx.Err() != nil:
-		rctx, rcancel := context.WithTimeout(context.Background(), c.LeaseTTL)
+	resign := func() {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(parent), c.LeaseTTL)
 		_ = elect.Resign(rctx)
 		rcancel()
+	}
+
+	switch {
+	case parent.Err() != nil:
+		resign()
 		c.Logger.Info("Cluster: resigned leadership (shutting down)")
 		n.emit(Event{Kind: EventDeposed})
-	default:
+	case sessionDone(sess):
+		c.Logger.Error(fmt.Sprintf("Cluster: lost the etcd session (no contact with etcd for the lease TTL %s): stopped refreshing at once; another instance takes over", c.LeaseTTL))
+		n.emit(Event{Kind: EventDeposed, Err: errors.New("etcd session lost")})
+	case ctx.Err() != nil || stepDown == "":
 		c.Logger.Error("Cluster: no longer the leader: stopped refreshing at once; another instance takes over")
-		_ = elect.Resign(ctx)
+		resign()
 		n.emit(Event{Kind: EventDeposed, Err: ErrNotLeader})
+	default:
+		c.Logger.Error("Cluster: " + stepDown + "; stepping down")
+		resign()
+		n.emit(Event{Kind: EventDeposed, Err: errors.New(stepDown)})
+		// Do not campaign again at once: give another instance the turn.
+		pause(parent, c.LeaseTTL)
 	}
 }
 
@@ -336,7 +370,16 @@ func (n *Node) watch(ctx context.Context) {
 		}
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := c.Client.Watch(wctx, c.TokenKey(), clientv3.WithRev(resp.Header.Revision+1))
-		for wr := range wch {
+		for {
+			var wr clientv3.WatchResponse
+			var ok bool
+			select {
+			case <-ctx.Done():
+			case wr, ok = <-wch:
+			}
+			if !ok {
+				break
+			}
 			if err := wr.Err(); err != nil {
 				if ctx.Err() == nil {
 					c.Logger.Warn("Cluster: watch on the token record ended: " + err.Error() + " (starting again)")

@@ -62,9 +62,6 @@ func (s *LeaderStore) Load(ctx context.Context) (tokensender.Token, error) {
 // is refused (ErrNotLeader, ErrRecordChanged) or fails, Update returns
 // fn's token with the error: refreshed, but not stored.
 func (s *LeaderStore) Update(ctx context.Context, fn func(current tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
-	if !s.Leading() {
-		return tokensender.Token{}, ErrNotLeader
-	}
 	rec, err := s.readAsLeader(ctx)
 	if err != nil {
 		return tokensender.Token{}, err
@@ -84,12 +81,14 @@ func (s *LeaderStore) Update(ctx context.Context, fn func(current tokensender.To
 // this instance holds its election key, so the refresh is never started on
 // a leadership etcd has already given to another instance.
 func (s *LeaderStore) readAsLeader(ctx context.Context) (Record, error) {
-	tctx, cancel := context.WithTimeout(ctx, s.c.LeaseTTL)
-	defer cancel()
-	resp, err := s.c.Client.Txn(tctx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.key), "=", s.rev)).
-		Then(clientv3.OpGet(s.c.TokenKey())).
-		Commit()
+	var resp *clientv3.TxnResponse
+	err := s.c.retry(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(s.key), "=", s.rev)).
+			Then(clientv3.OpGet(s.c.TokenKey())).
+			Commit()
+		return err
+	})
 	if err != nil {
 		return Record{}, fmt.Errorf("read token record from etcd: %w", err)
 	}
@@ -115,21 +114,30 @@ func (s *LeaderStore) write(ctx context.Context, rec Record, modRev int64) error
 	if err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, s.c.LeaseTTL)
-	defer cancel()
-	resp, err := s.c.Client.Txn(tctx).
-		If(
-			clientv3.Compare(clientv3.CreateRevision(s.key), "=", s.rev),
-			clientv3.Compare(clientv3.ModRevision(s.c.TokenKey()), "=", modRev),
-		).
-		Then(clientv3.OpPut(s.c.TokenKey(), string(val))).
-		Else(clientv3.OpGet(s.key)).
-		Commit()
+	var resp *clientv3.TxnResponse
+	ambiguous := false // an earlier attempt may have been applied
+	err = s.c.retry(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Client.Txn(ctx).
+			If(
+				clientv3.Compare(clientv3.CreateRevision(s.key), "=", s.rev),
+				clientv3.Compare(clientv3.ModRevision(s.c.TokenKey()), "=", modRev),
+			).
+			Then(clientv3.OpPut(s.c.TokenKey(), string(val))).
+			Else(clientv3.OpGet(s.key), clientv3.OpGet(s.c.TokenKey())).
+			Commit()
+		if err != nil {
+			ambiguous = true
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write token record to etcd: %w", err)
 	}
 	if resp.Succeeded {
 		return nil
+	}
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; ambiguous && len(kvs) > 0 && string(kvs[0].Value) == string(val) {
+		return nil // an attempt that reported an error was applied after all
 	}
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != s.rev {
 		return ErrNotLeader

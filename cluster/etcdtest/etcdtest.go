@@ -234,6 +234,23 @@ func (c *Cluster) Restart(i int) error {
 	return c.WaitReady(i)
 }
 
+// RestartAll starts every stopped member again (a cluster that lost its
+// quorum needs them all starting before any is healthy) and waits until
+// all are healthy.
+func (c *Cluster) RestartAll() error {
+	for _, m := range c.members {
+		if err := c.start(m); err != nil {
+			return err
+		}
+	}
+	for i := range c.members {
+		if err := c.WaitReady(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close kills every member. Data directories go with the test's temp dir.
 func (c *Cluster) Close() {
 	for i := range c.members {
