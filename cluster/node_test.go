@@ -336,3 +336,42 @@ func TestNode_EtcdUnavailable(t *testing.T) {
 	next := w.leader(t, all...)
 	checkCycle(t, w, []*instance{next}, all)
 }
+
+// ReadStatus shows the leader, the record and what each instance applied.
+func TestCluster_ReadStatus(t *testing.T) {
+	w := newWorld(t)
+	all := startThree(t, w, false)
+	leader := w.leader(t, all...)
+	r := checkCycle(t, w, []*instance{leader}, all)
+	var st Status
+	all[0].waitFor(t, "every node's report", func() bool {
+		var err error
+		st, err = all[0].c.ReadStatus(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Nodes) != 3 {
+			return false
+		}
+		for _, n := range st.Nodes {
+			if n.Seq != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	if st.Leader != leader.name || !st.HasRecord || st.Record.Token.AccessToken != r.tok.AccessToken || st.Record.Seq != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	for i, n := range st.Nodes {
+		if n.Name != all[i].name || n.Revision != st.Record.ModRevision || n.AppliedAt.IsZero() {
+			t.Fatalf("node report %d: %+v", i, n)
+		}
+	}
+	leader.stop()
+	next := w.leader(t, others(all, leader)...)
+	st, err := next.c.ReadStatus(context.Background())
+	if err != nil || st.Leader != next.name {
+		t.Fatalf("after failover: %+v %v", st.Leader, err)
+	}
+}
