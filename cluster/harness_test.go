@@ -1,3 +1,9 @@
+//go:build !noetcd
+
+// The tests in this file and its siblings with the same build constraint
+// need a real etcd (see etcdtest); `go test -tags noetcd ./cluster` runs
+// only the ones that do not (codec, key file, configuration).
+
 package cluster
 
 import (
@@ -52,18 +58,6 @@ func (f *fakeRefresher) Callers() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.callers...)
-}
-
-func loginToken(tag string) tokensender.Token {
-	return tokensender.Token{
-		AccessToken:          "access-" + tag + "-" + strings.Repeat("b", 24),
-		RefreshToken:         "refresh-" + tag + "-" + strings.Repeat("c", 24),
-		TokenType:            "Bearer",
-		Scope:                "api",
-		ExpiresIn:            1800,
-		ExpiresAt:            time.Unix(1_800_000_000, 0),
-		RefreshTokenIssuedAt: time.Unix(1_799_998_200, 0),
-	}
 }
 
 // world is a test's etcd plus the shared refresher and cycle trigger.

@@ -9,7 +9,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
 )
+
+func loginToken(tag string) tokensender.Token {
+	return tokensender.Token{
+		AccessToken:          "access-" + tag + "-" + strings.Repeat("b", 24),
+		RefreshToken:         "refresh-" + tag + "-" + strings.Repeat("c", 24),
+		TokenType:            "Bearer",
+		Scope:                "api",
+		ExpiresIn:            1800,
+		ExpiresAt:            time.Unix(1_800_000_000, 0),
+		RefreshTokenIssuedAt: time.Unix(1_799_998_200, 0),
+	}
+}
 
 func testKey(b byte) *[32]byte {
 	var k [32]byte
