@@ -118,7 +118,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--etcd-endpoints: %q is not an etcd client URL; write it as https://host:2379", ep)
 		}
 	}
-	if !strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") || len(c.Prefix) < 2 {
+	if !strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") || len(c.Prefix) < 3 {
 		return fmt.Errorf("--etcd-prefix: %q must start and end with / (example: /token-refresh-sender/myapp/)", c.Prefix)
 	}
 	if c.LeaseTTL < MinLeaseTTL || c.LeaseTTL > time.Hour {
@@ -175,6 +175,19 @@ func Open(cfg Config, logger *slog.Logger) (*Cluster, error) {
 	} else {
 		logger.Warn("Cluster mode without --etcd-encryption-key-file: tokens are stored in etcd in clear, readable by anyone who can read etcd, its snapshots or backups; give every instance the same 32-byte key file to seal them")
 	}
+	ccfg, err := clientConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return &Cluster{Client: cli, Prefix: cfg.Prefix, NodeName: cfg.NodeName, LeaseTTL: cfg.LeaseTTL, Codec: codec, Logger: logger}, nil
+}
+
+// clientConfig is the etcd client's configuration for cfg.
+func clientConfig(cfg Config) (clientv3.Config, error) {
 	ccfg := clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
@@ -195,15 +208,11 @@ func Open(cfg Config, logger *slog.Logger) (*Cluster, error) {
 		tlsInfo := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}
 		tlsCfg, err := tlsInfo.ClientConfig()
 		if err != nil {
-			return nil, fmt.Errorf("etcd TLS (--etcd-ca-file, --etcd-cert-file, --etcd-key-file): %w", err)
+			return ccfg, fmt.Errorf("etcd TLS (--etcd-ca-file, --etcd-cert-file, --etcd-key-file): %w", err)
 		}
 		ccfg.TLS = tlsCfg
 	}
-	cli, err := clientv3.New(ccfg)
-	if err != nil {
-		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
-	}
-	return &Cluster{Client: cli, Prefix: cfg.Prefix, NodeName: cfg.NodeName, LeaseTTL: cfg.LeaseTTL, Codec: codec, Logger: logger}, nil
+	return ccfg, nil
 }
 
 func anyHTTPS(eps []string) bool {

@@ -2,8 +2,17 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +40,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"prefix no slash", func(c *Config) { c.Prefix = "trs/" }, "--etcd-prefix"},
 		{"prefix no trailing slash", func(c *Config) { c.Prefix = "/trs" }, "--etcd-prefix"},
 		{"prefix root", func(c *Config) { c.Prefix = "/" }, "--etcd-prefix"},
+		{"prefix empty segment", func(c *Config) { c.Prefix = "//" }, "--etcd-prefix"},
 		{"ttl short", func(c *Config) { c.LeaseTTL = time.Second }, "--etcd-lease-ttl: 1s is out of range"},
 		{"ttl long", func(c *Config) { c.LeaseTTL = time.Hour + time.Second }, "out of range"},
 		{"ttl fraction", func(c *Config) { c.LeaseTTL = 2500 * time.Millisecond }, "not whole seconds"},
@@ -60,6 +70,11 @@ func TestConfig_Validate(t *testing.T) {
 		}
 	}
 	c := validConfig()
+	c.Prefix = "/a/"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("shortest prefix: %v", err)
+	}
+	c = validConfig()
 	c.CertFile, c.KeyFile, c.Username, c.Password = "c", "k", "u", "p"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("cert+key+user+password: %v", err)
@@ -144,5 +159,63 @@ func TestOpen_Warnings(t *testing.T) {
 	cfg.LeaseTTL = 0
 	if _, err := Open(cfg, logger); err == nil {
 		t.Fatal("invalid config opened")
+	}
+}
+
+func writeCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestClientConfig(t *testing.T) {
+	cfg := validConfig()
+	cfg.Endpoints = []string{"http://127.0.0.1:2379"}
+	cfg.Username, cfg.Password = "u", "p"
+	cc, err := clientConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.TLS != nil {
+		t.Fatal("TLS on for a plain http endpoint without TLS files")
+	}
+	if cc.DialTimeout != defaultDialTimeout || cc.DialKeepAliveTime != 5*time.Second || cc.DialKeepAliveTimeout != 5*time.Second {
+		t.Fatalf("timeouts: dial %s, keepalive %s/%s", cc.DialTimeout, cc.DialKeepAliveTime, cc.DialKeepAliveTimeout)
+	}
+	if cc.Username != "u" || cc.Password != "p" || len(cc.Endpoints) != 1 || cc.Logger == nil {
+		t.Fatal("credentials, endpoints or logger not passed on")
+	}
+	cfg.DialTimeout = 3 * time.Second
+	if cc, _ := clientConfig(cfg); cc.DialTimeout != 3*time.Second {
+		t.Fatalf("dial timeout %s", cc.DialTimeout)
+	}
+
+	cfg = validConfig()
+	cfg.Endpoints = []string{"http://a:2379", "https://b:2379"}
+	if cc, err := clientConfig(cfg); err != nil || cc.TLS == nil {
+		t.Fatalf("an https endpoint without a CA file: TLS %v, %v", cc.TLS, err)
+	}
+	cfg.Endpoints = []string{"http://a:2379"}
+	cfg.CAFile = writeCA(t)
+	cc, err = clientConfig(cfg)
+	if err != nil || cc.TLS == nil || cc.TLS.RootCAs == nil {
+		t.Fatalf("CA file: %v", err)
+	}
+	cfg.CAFile = ""
+	cfg.CertFile, cfg.KeyFile = "/nonexistent/c.pem", "/nonexistent/k.pem"
+	if _, err := clientConfig(cfg); err == nil || !strings.Contains(err.Error(), "--etcd-cert-file") {
+		t.Fatalf("missing client certificate: %v", err)
 	}
 }

@@ -96,6 +96,8 @@ type instance struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	beats atomic.Int64 // heartbeats so far
+
 	mu      sync.Mutex
 	local   *tokensender.Token // the "local token file"
 	applied []Record
@@ -159,6 +161,8 @@ func (w *world) start(name string, o instanceOpts) *instance {
 				}
 			}
 		},
+		Heartbeat:      func() { in.beats.Add(1); in.poke() },
+		HeartbeatEvery: 50 * time.Millisecond,
 		OnEvent: func(ev Event) {
 			in.mu.Lock()
 			in.events = append(in.events, ev)

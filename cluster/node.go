@@ -33,6 +33,11 @@ type Node struct {
 	// OnEvent, if set, hears cluster state changes (alert hooks, metrics,
 	// status). It must not block.
 	OnEvent func(Event)
+	// Heartbeat, if set, is called at least every HeartbeatEvery while the
+	// watcher is alive (the systemd watchdog: a follower runs no refresh
+	// loop to send it). It keeps coming while etcd is unreachable.
+	Heartbeat      func()
+	HeartbeatEvery time.Duration
 
 	mu        sync.Mutex
 	haveRec   bool          // a record exists in etcd (seen by the watcher)
@@ -51,6 +56,10 @@ var ErrNotLeader = errors.New("this instance is no longer the cluster leader (an
 // ErrRecordChanged means the record changed in etcd since it was read (a
 // login wrote a newer token): nothing was written, the newer record stands.
 var ErrRecordChanged = errors.New("the token record in etcd changed since it was read (a newer token was written, e.g. by a login); this token was not stored")
+
+// getLimit bounds the watcher's read of the record, so its heartbeat goes
+// on while etcd does not answer.
+const getLimit = 5 * time.Second
 
 // retryPause is how long the loops wait after a failed etcd call before
 // trying again.
@@ -354,10 +363,20 @@ func (n *Node) seed(ctx context.Context, store *LeaderStore) error {
 // watch applies the current record and every later one until ctx ends.
 func (n *Node) watch(ctx context.Context) {
 	c := n.Cluster
+	var beat <-chan time.Time
+	if n.Heartbeat != nil && n.HeartbeatEvery > 0 {
+		t := time.NewTicker(n.HeartbeatEvery)
+		defer t.Stop()
+		beat = t.C
+	}
+	n.beat()
 	var last int64 // mod revision of the last record handled
 	for ctx.Err() == nil {
-		resp, err := c.Client.Get(ctx, c.TokenKey())
+		gctx, gcancel := context.WithTimeout(ctx, min(c.LeaseTTL, getLimit))
+		resp, err := c.Client.Get(gctx, c.TokenKey())
+		gcancel()
 		if err != nil {
+			n.beat()
 			if ctx.Err() == nil {
 				c.Logger.Warn("Cluster: cannot read the token record from etcd: " + err.Error() + " (retrying)")
 				pause(ctx, retryPause)
@@ -375,6 +394,9 @@ func (n *Node) watch(ctx context.Context) {
 			var ok bool
 			select {
 			case <-ctx.Done():
+			case <-beat:
+				n.beat()
+				continue
 			case wr, ok = <-wch:
 			}
 			if !ok {
@@ -396,6 +418,12 @@ func (n *Node) watch(ctx context.Context) {
 		}
 		wcancel()
 		pause(ctx, retryPause/4)
+	}
+}
+
+func (n *Node) beat() {
+	if n.Heartbeat != nil {
+		n.Heartbeat()
 	}
 }
 
@@ -435,12 +463,31 @@ func (n *Node) handle(ctx context.Context, value []byte, modRev int64) {
 	}
 }
 
-// Held is the newest record this instance applied (ok false before the
-// first).
-func (n *Node) Held() (Record, bool) {
+// State is a Node's view of the cluster, for metrics and status.
+type State struct {
+	// Leading: this instance leads (it alone refreshes).
+	Leading bool
+	// Available is false from the moment the etcd session was lost (or
+	// could not be had) until a new one is up; DownSince says since when.
+	Available bool
+	DownSince time.Time
+	// Held is the newest record applied; HaveRecord is false before the
+	// first.
+	Held       Record
+	HaveRecord bool
+}
+
+// State returns the node's current state.
+func (n *Node) State() State {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.held, n.haveRec
+	return State{
+		Leading:    n.leadStore != nil && n.leadStore.Leading(),
+		Available:  n.available,
+		DownSince:  n.downSince,
+		Held:       n.held,
+		HaveRecord: n.haveRec,
+	}
 }
 
 // sessionUp notes that etcd answered (a session was granted).

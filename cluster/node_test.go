@@ -319,6 +319,15 @@ func TestNode_EtcdUnavailable(t *testing.T) {
 		}
 	}
 	leader.waitEvent(t, EventDeposed, 1)
+	for _, in := range all {
+		st := in.node.State()
+		if st.Available || st.DownSince.IsZero() || st.Leading || st.Held.Token.AccessToken != r.tok.AccessToken || !st.HaveRecord {
+			t.Fatalf("%s: state while etcd is down: %+v", in.name, st)
+		}
+		// The watchdog heartbeat goes on while etcd is down.
+		n := in.beats.Load()
+		in.waitFor(t, "a heartbeat while etcd is down", func() bool { return in.beats.Load() > n })
+	}
 	// A cycle offered now finds no leader.
 	select {
 	case w.tick <- struct{}{}:
@@ -337,6 +346,9 @@ func TestNode_EtcdUnavailable(t *testing.T) {
 	}
 	next := w.leader(t, all...)
 	checkCycle(t, w, []*instance{next}, all)
+	if st := next.node.State(); !st.Leading || !st.Available || !st.DownSince.IsZero() {
+		t.Fatalf("state after recovery: %+v", st)
+	}
 }
 
 // ReadStatus shows the leader, the record and what each instance applied.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/nacl/secretbox"
+
 	tokensender "github.com/schwabtools/token-refresh-sender"
 )
 
@@ -59,6 +61,24 @@ func TestCodec_RoundTrip(t *testing.T) {
 				t.Fatal("Encrypted() is wrong")
 			}
 		})
+	}
+}
+
+// A record of exactly the size limit is read; a sealed value with an empty
+// plaintext is opened (and then found not to be a record).
+func TestCodec_SizeEdges(t *testing.T) {
+	b, err := Codec{}.Encode("/p/token", testRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, bytes.Repeat([]byte(" "), maxRecordBytes-len(b))...)
+	if _, err := (Codec{}).Decode("/p/token", b); err != nil {
+		t.Fatalf("a record of exactly %d bytes: %v", maxRecordBytes, err)
+	}
+	var nonce [nonceSize]byte
+	empty := secretbox.Seal(append(append([]byte{}, sealedMagic...), nonce[:]...), nil, &nonce, testKey(1))
+	if _, err := NewCodec(testKey(1)).Decode("/p/token", empty); err == nil || !strings.Contains(err.Error(), "not a token record") {
+		t.Fatalf("empty sealed plaintext: %v", err)
 	}
 }
 

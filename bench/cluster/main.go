@@ -17,7 +17,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +33,9 @@ func main() {
 	cycles := flag.Int("cycles", 200, "refresh cycles to time")
 	failovers := flag.Int("failovers", 5, "failovers of each kind to time")
 	ttl := flag.Duration("ttl", 3*time.Second, "session lease TTL")
+	idle := flag.Duration("idle", 20*time.Second, "idle window for counting wake-ups with and without one connected instance (0: skip)")
 	flag.Parse()
-	if err := run(*cycles, *failovers, *ttl); err != nil {
+	if err := run(*cycles, *failovers, *ttl, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/cluster:", err)
 		os.Exit(1)
 	}
@@ -60,7 +63,7 @@ type node struct {
 	done   chan struct{}
 }
 
-func run(cycles, failovers int, ttl time.Duration) error {
+func run(cycles, failovers int, ttl, idle time.Duration) error {
 	bin, err := exec.LookPath(etcdtest.Binary)
 	if err != nil {
 		return errors.New("etcd binary not found on PATH (apt-get install etcd-server)")
@@ -113,7 +116,89 @@ func run(cycles, failovers int, ttl time.Duration) error {
 		what := map[string]string{"crash": "leader crashes (no resign; the lease runs out)", "stop": "leader shuts down (resigns)"}[kind]
 		fmt.Printf("failover, %s, %d times: %s\n", what, failovers, summary(took))
 	}
+	if idle > 0 {
+		return b.idleCost(idle)
+	}
 	return nil
+}
+
+// idleCost compares this process idle without any instance and with one
+// instance connected (leading alone, the default 10s TTL): wake-ups
+// (voluntary context switches, all threads). Memory is left to bench/perf
+// on the real binary: in this process the earlier instances' freed heap
+// hides the figure.
+func (b *bench) idleCost(idle time.Duration) error {
+	b.stopAll()
+	b.mu.Lock()
+	b.nodes = map[string]*node{}
+	b.mu.Unlock()
+	w0, err := idleWindow(idle)
+	if err != nil {
+		return err
+	}
+	b.ttl = cluster.DefaultLeaseTTL
+	for len(b.leader) > 0 {
+		<-b.leader
+	}
+	if err := b.start("solo"); err != nil {
+		return err
+	}
+	<-b.leader
+	if _, err := b.cycle(); err != nil {
+		return err
+	}
+	w1, err := idleWindow(idle)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wake-ups of this process in %s idle: %d with no instance, %d with one connected instance (lease TTL %s)\n",
+		idle, w0, w1, cluster.DefaultLeaseTTL)
+	return nil
+}
+
+func idleWindow(d time.Duration) (wakeups int, err error) {
+	before, err := switches()
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	after, err := switches()
+	return after - before, err
+}
+
+// switches sums voluntary_ctxt_switches over this process's threads.
+func switches() (int, error) {
+	tasks, err := filepath.Glob("/proc/self/task/*/status")
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, t := range tasks {
+		n, err := statusField(t, "voluntary_ctxt_switches")
+		if err != nil {
+			continue // the thread exited
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// statusField reads one numeric field of a /proc status file.
+func statusField(path, name string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.Atoi(f[0])
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", path, name)
 }
 
 func etcdVersion(bin string) string {
