@@ -293,10 +293,16 @@ func (w *world) leader(t *testing.T, ins ...*instance) *instance {
 		var leading []*instance
 		for _, in := range ins {
 			in.node.mu.Lock()
-			if in.node.leadStore != nil && in.node.leadStore.Leading() {
+			s := in.node.leadStore
+			in.node.mu.Unlock()
+			if s == nil || !s.Leading() {
+				continue
+			}
+			// Leading as etcd sees it: its election key is there.
+			resp, err := in.c.Client.Get(context.Background(), s.key)
+			if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].CreateRevision == s.rev {
 				leading = append(leading, in)
 			}
-			in.node.mu.Unlock()
 		}
 		if len(leading) == 1 {
 			return leading[0]

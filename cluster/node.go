@@ -202,6 +202,16 @@ func (n *Node) withSession(ctx context.Context, sess *concurrency.Session) {
 		}
 		return
 	}
+	// Campaign returns when no older key is left; make sure ours is still
+	// there too (it is gone if the lease ran out or someone deleted it).
+	resp, err := c.Client.Get(sctx, elect.Key())
+	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != elect.Rev() {
+		if sctx.Err() == nil {
+			c.Logger.Warn("Cluster: won the election with a key that is gone; campaigning again")
+			pause(sctx, retryPause)
+		}
+		return
+	}
 	n.lead(ctx, sctx, sess, elect)
 }
 
