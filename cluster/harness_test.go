@@ -101,6 +101,7 @@ type instance struct {
 	mu      sync.Mutex
 	local   *tokensender.Token // the "local token file"
 	applied []Record
+	ctxs    []context.Context // each Apply's ctx
 	events  []Event
 	notify  chan struct{}
 }
@@ -139,8 +140,9 @@ func (w *world) start(name string, o instanceOpts) *instance {
 			}
 			return *in.local, nil
 		},
-		Apply: func(_ context.Context, rec Record) error {
+		Apply: func(ctx context.Context, rec Record) error {
 			in.mu.Lock()
+			in.ctxs = append(in.ctxs, ctx)
 			tok := rec.Token
 			in.local = &tok
 			in.applied = append(in.applied, rec)

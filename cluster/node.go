@@ -25,6 +25,8 @@ type Node struct {
 	// Apply hands a new record to this host: write the local token file
 	// and deliver to the local bots. It is called from one goroutine, in
 	// record order, for the record found at start and every later one.
+	// Its ctx is cancelled when a newer record arrives (or Run ends), so
+	// delivery retries of a superseded token stop by themselves.
 	Apply func(ctx context.Context, rec Record) error
 	// Lead runs the refresh loop while this instance leads, on the
 	// LeaderStore (a Store whose file is the etcd record). Its context is
@@ -40,10 +42,11 @@ type Node struct {
 	HeartbeatEvery time.Duration
 
 	mu        sync.Mutex
-	haveRec   bool          // a record exists in etcd (seen by the watcher)
-	recSeen   chan struct{} // closed when haveRec turns true
-	held      Record        // the newest record applied
-	leadStore *LeaderStore  // set while leading
+	haveRec   bool               // a record exists in etcd (seen by the watcher)
+	recSeen   chan struct{}      // closed when haveRec turns true
+	held      Record             // the newest record applied
+	supersede context.CancelFunc // cancels the previous Apply's ctx
+	leadStore *LeaderStore       // set while leading
 	available bool
 	downSince time.Time
 	unavailTm *time.Timer
@@ -81,6 +84,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.campaignLoop(ctx)
 	cancel()
 	wg.Wait()
+	if n.supersede != nil {
+		n.supersede()
+	}
 	n.mu.Lock()
 	if n.unavailTm != nil {
 		n.unavailTm.Stop()
@@ -460,7 +466,12 @@ func (n *Node) handle(ctx context.Context, value []byte, modRev int64) {
 	}
 	c.Logger.Info(fmt.Sprintf("Cluster: new token from etcd (%s by %s at %s, record #%d, revision %d; expires %s)",
 		rec.Reason, rec.Writer, rec.WrittenAt.Format(time.RFC3339), rec.Seq, rec.ModRevision, rec.Token.ExpiresAt.Format(time.RFC3339)))
-	if err := n.Apply(ctx, rec); err != nil {
+	actx, cancel := context.WithCancel(ctx)
+	if n.supersede != nil {
+		n.supersede()
+	}
+	n.supersede = cancel
+	if err := n.Apply(actx, rec); err != nil {
 		if ctx.Err() == nil {
 			c.Logger.Error("Cluster: could not apply the token from etcd locally: " + err.Error())
 			n.emit(Event{Kind: EventApplyFailed, Err: err, Record: rec})

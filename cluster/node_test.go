@@ -52,6 +52,18 @@ func TestNode_SteadyState(t *testing.T) {
 			t.Fatalf("%s refreshed, but %s leads", caller, leader.name)
 		}
 	}
+	// Each Apply's ctx ends when the next record arrives (delivery retries
+	// of a superseded token stop); the newest one's is still live.
+	for _, in := range all {
+		in.mu.Lock()
+		ctxs := in.ctxs
+		in.mu.Unlock()
+		for i, ctx := range ctxs {
+			if (ctx.Err() == nil) != (i == len(ctxs)-1) {
+				t.Fatalf("%s: Apply ctx %d of %d: err %v", in.name, i+1, len(ctxs), ctx.Err())
+			}
+		}
+	}
 	// The seedless host's "local file" now holds the newest token.
 	c.mu.Lock()
 	got := c.local
