@@ -246,13 +246,9 @@ func (c *Cluster) now() time.Time {
 	return time.Now()
 }
 
-func (c *Cluster) ttlSeconds() int {
-	s := int(c.LeaseTTL / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return s
-}
+// ttlSeconds is the lease TTL in etcd's unit (Validate keeps it whole
+// seconds, at least MinLeaseTTL).
+func (c *Cluster) ttlSeconds() int { return int(c.LeaseTTL / time.Second) }
 
 // retryLimit bounds retries of transient etcd errors (a raft leader change,
 // a member going away): long enough to ride out one etcd election.
