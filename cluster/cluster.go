@@ -259,12 +259,12 @@ const retryLimit = 5 * time.Second
 // leader, leader changed, request timed out) while its members elect a new
 // raft leader; a request made then is simply made again.
 func (c *Cluster) retry(ctx context.Context, op func(ctx context.Context) error) error {
-	deadline := time.Now().Add(retryLimit)
+	deadline := c.now().Add(retryLimit)
 	for {
 		actx, cancel := context.WithTimeout(ctx, c.LeaseTTL)
 		err := op(actx)
 		cancel()
-		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+		if err == nil || !transient(err) || ctx.Err() != nil || c.now().After(deadline) {
 			return err
 		}
 		if !pause(ctx, retryPause/10) {
