@@ -44,8 +44,13 @@ func TestCluster_LoginsSerialised(t *testing.T) {
 	var wg sync.WaitGroup
 	var recA, recB Record
 	var errA, errB error
-	wg.Go(func() { recA, errA = a.c.Login(context.Background(), do("login-a", aInside, releaseA)) })
-	<-aInside
+	aDone := make(chan struct{})
+	wg.Go(func() { defer close(aDone); recA, errA = a.c.Login(context.Background(), do("login-a", aInside, releaseA)) })
+	select {
+	case <-aInside:
+	case <-aDone:
+		t.Fatalf("the first login ended before logging in: %v", errA)
+	}
 	wg.Go(func() { recB, errB = b.c.Login(context.Background(), do("login-b", nil, nil)) })
 	b.waitFor(t, "the waiting line", func() bool {
 		return strings.Contains(b.log.String(), "another login is in progress on a; waiting for it to finish")
