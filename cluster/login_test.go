@@ -45,7 +45,10 @@ func TestCluster_LoginsSerialised(t *testing.T) {
 	var recA, recB Record
 	var errA, errB error
 	aDone := make(chan struct{})
-	wg.Go(func() { defer close(aDone); recA, errA = a.c.Login(context.Background(), do("login-a", aInside, releaseA)) })
+	wg.Go(func() {
+		defer close(aDone)
+		recA, errA = a.c.Login(context.Background(), do("login-a", aInside, releaseA))
+	})
 	select {
 	case <-aInside:
 	case <-aDone:

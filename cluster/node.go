@@ -386,7 +386,8 @@ func (n *Node) watch(ctx context.Context) {
 		beat = t.C
 	}
 	n.beat()
-	var last int64 // mod revision of the last record handled
+	var last int64   // mod revision of the last record handled
+	failing := false // the last read failed (logged once per outage)
 	for ctx.Err() == nil {
 		gctx, gcancel := context.WithTimeout(ctx, min(c.LeaseTTL, getLimit))
 		resp, err := c.Client.Get(gctx, c.TokenKey())
@@ -394,10 +395,17 @@ func (n *Node) watch(ctx context.Context) {
 		if err != nil {
 			n.beat()
 			if ctx.Err() == nil {
-				c.Logger.Warn("Cluster: cannot read the token record from etcd: " + err.Error() + " (retrying)")
+				if !failing {
+					c.Logger.Warn("Cluster: cannot read the token record from etcd: " + err.Error() + " (retrying until it answers)")
+				}
+				failing = true
 				pause(ctx, retryPause)
 			}
 			continue
+		}
+		if failing {
+			c.Logger.Info("Cluster: reading the token record from etcd again")
+			failing = false
 		}
 		if len(resp.Kvs) > 0 && resp.Kvs[0].ModRevision > last {
 			last = resp.Kvs[0].ModRevision
