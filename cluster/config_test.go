@@ -219,3 +219,19 @@ func TestClientConfig(t *testing.T) {
 		t.Fatalf("missing client certificate: %v", err)
 	}
 }
+
+func TestState_Summary(t *testing.T) {
+	rec := testRecord()
+	for _, tc := range []struct {
+		st   State
+		want string
+	}{
+		{State{Available: true}, "Cluster follower; no token yet"},
+		{State{Available: true, Leading: true, Held: rec, HaveRecord: true}, "Cluster leader; token valid until " + rec.Token.ExpiresAt.Format(time.RFC3339) + " (record #7 by host-a)"},
+		{State{Available: false, DownSince: time.Unix(1_800_000_000, 0).UTC(), Held: rec, HaveRecord: true}, "Cluster UNAVAILABLE since 2027-01-15T08:00:00Z: nobody refreshes; token valid until " + rec.Token.ExpiresAt.Format(time.RFC3339)},
+	} {
+		if got := tc.st.Summary(); got != tc.want {
+			t.Errorf("Summary() = %q\nwant       %q", got, tc.want)
+		}
+	}
+}

@@ -571,3 +571,21 @@ func (n *Node) unavailable(cause error) {
 	}
 	n.emit(ev)
 }
+
+// Summary is a one-line description of the state, for systemd's STATUS=
+// and logs: the role, etcd's reachability, and the held token's expiry.
+func (s State) Summary() string {
+	role := "follower"
+	if s.Leading {
+		role = "leader"
+	}
+	held, from := "no token yet", ""
+	if s.HaveRecord {
+		held = "token valid until " + s.Held.Token.ExpiresAt.Format(time.RFC3339)
+		from = fmt.Sprintf(" (record #%d by %s)", s.Held.Seq, s.Held.Writer)
+	}
+	if !s.Available {
+		return fmt.Sprintf("Cluster UNAVAILABLE since %s: nobody refreshes; %s", s.DownSince.Format(time.RFC3339), held)
+	}
+	return fmt.Sprintf("Cluster %s; %s%s", role, held, from)
+}
