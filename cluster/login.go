@@ -102,7 +102,7 @@ func (c *Cluster) Login(ctx context.Context, do func(ctx context.Context) (token
 			return Record{}, fmt.Errorf("write the login's token to etcd: %w", err)
 		}
 		if !resp.Succeeded {
-			if kvs := resp.Responses[1].GetResponseRange().Kvs; ambiguous && len(kvs) > 0 && string(kvs[0].Value) == string(val) {
+			if kvs := resp.Responses[1].GetResponseRange().Kvs; appliedAfterAll(ambiguous, kvs, val) {
 				resp.Succeeded = true // an attempt that reported an error was applied
 				resp.Header.Revision = kvs[0].ModRevision
 			} else if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -83,5 +84,26 @@ func TestCluster_Retry(t *testing.T) {
 	})
 	if !errors.Is(err, rpctypes.ErrNoLeader) || calls != 1 {
 		t.Fatalf("cancelled: %v after %d calls", err, calls)
+	}
+}
+
+func TestAppliedAfterAll(t *testing.T) {
+	val := []byte("value")
+	mine := []*mvccpb.KeyValue{{Value: []byte("value")}}
+	other := []*mvccpb.KeyValue{{Value: []byte("other")}}
+	for _, tc := range []struct {
+		name      string
+		ambiguous bool
+		kvs       []*mvccpb.KeyValue
+		want      bool
+	}{
+		{"ours after an error", true, mine, true},
+		{"ours without an error", false, mine, false}, // a clean refusal is a refusal
+		{"another value", true, other, false},
+		{"no key", true, nil, false},
+	} {
+		if got := appliedAfterAll(tc.ambiguous, tc.kvs, val); got != tc.want {
+			t.Errorf("%s: %v", tc.name, got)
+		}
 	}
 }

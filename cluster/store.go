@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
@@ -136,11 +138,19 @@ func (s *LeaderStore) write(ctx context.Context, rec Record, modRev int64) error
 	if resp.Succeeded {
 		return nil
 	}
-	if kvs := resp.Responses[1].GetResponseRange().Kvs; ambiguous && len(kvs) > 0 && string(kvs[0].Value) == string(val) {
-		return nil // an attempt that reported an error was applied after all
+	if appliedAfterAll(ambiguous, resp.Responses[1].GetResponseRange().Kvs, val) {
+		return nil
 	}
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != s.rev {
 		return ErrNotLeader
 	}
 	return ErrRecordChanged
+}
+
+// appliedAfterAll reports whether a refused write finds its own value in
+// place: an earlier attempt that reported an error (ambiguous: etcd may
+// have applied it) was applied after all. Sealed values carry a random
+// nonce, so an equal value is this very write.
+func appliedAfterAll(ambiguous bool, kvs []*mvccpb.KeyValue, val []byte) bool {
+	return ambiguous && len(kvs) > 0 && bytes.Equal(kvs[0].Value, val)
 }
