@@ -9,4 +9,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 echo "== bench/perf"; go run ./bench/perf "$@"
 echo; echo "== bench/chaos"; go run ./bench/chaos
+echo; echo "== bench/cluster (needs etcd: apt-get install etcd-server)"; go run ./bench/cluster
 echo; echo "== go test -bench"; go test -run '^$' -bench . -benchtime 200x ./schwab/ ./delivery/ ./internal/sysroots/ . 2>/dev/null | grep -E '^(Benchmark|ok)'
