@@ -181,7 +181,7 @@ func outOfRange(name, text string) error {
 // that kept changing all that time gives an error matching ErrInProgress
 // instead of Parse's.
 func Load(path string) (*Document, error) {
-	return load(context.Background(), path, sleepCtx)
+	return load(context.Background(), path, sleepCtx, time.Now)
 }
 
 // readFile reads the token file and returns its content and what it was

@@ -22,6 +22,17 @@ var ErrInProgress = errors.New("token file is being written")
 // in place, so an empty or cut-off file is normal for a moment.
 var tornRetries = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond, 40 * time.Millisecond}
 
+// settleTime: a file that still does not parse after tornRetries but was
+// modified less than this long ago is re-read every settlePause until it
+// is that old (its writer may have been descheduled mid-write on a busy
+// machine); only a file that stayed broken and untouched that long is
+// malformed. At most settleReads more reads.
+const (
+	settleTime  = time.Second
+	settlePause = 100 * time.Millisecond
+	settleReads = 12
+)
+
 // Store is the token file as the refresh loop and the commands use it.
 // Set Path (and the optional fields) and use its methods; a Store holds no
 // state between calls, so several goroutines may share one.
@@ -83,7 +94,7 @@ func (s *Store) loadDoc(ctx context.Context) (*Document, error) {
 	if sleep == nil {
 		sleep = sleepCtx
 	}
-	return load(ctx, s.Path, sleep)
+	return load(ctx, s.Path, sleep, s.now)
 }
 
 // Update runs fn on the file's current token while holding the lock
@@ -197,19 +208,21 @@ func (s *Store) write(d *Document) error {
 // each of tornRetries. A file that stays bad gives Parse's error when it
 // was never rewritten (same content, inode and modification time), and an
 // ErrInProgress error when it was (someone is writing it: no login advice
-// for that).
-func load(ctx context.Context, path string, sleep func(context.Context, time.Duration) error) (*Document, error) {
+// for that). A file modified less than settleTime before now is given until
+// then to become whole.
+func load(ctx context.Context, path string, sleep func(context.Context, time.Duration) error, now func() time.Time) (*Document, error) {
 	data, fi, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
 	d, perr := Parse(path, data)
-	changed := false
+	changed, stopped := false, false
 	for _, pause := range tornRetries {
 		if perr == nil {
 			return d, nil
 		}
 		if sleep(ctx, pause) != nil {
+			stopped = true
 			break
 		}
 		next, nextFi, err := readFile(path)
@@ -222,9 +235,24 @@ func load(ctx context.Context, path string, sleep func(context.Context, time.Dur
 		data, fi = next, nextFi
 		d, perr = Parse(path, data)
 	}
-	if perr != nil && changed {
+	for i := 0; perr != nil && !changed && !stopped && i < settleReads && now().Sub(fi.ModTime()) < settleTime; i++ {
+		if sleep(ctx, settlePause) != nil {
+			break
+		}
+		next, nextFi, err := readFile(path)
+		if err != nil {
+			return nil, err
+		}
+		changed = !bytes.Equal(next, data) || rewritten(fi, nextFi)
+		data, fi = next, nextFi
+		d, perr = Parse(path, data)
+	}
+	if perr == nil {
+		return d, nil
+	}
+	if changed {
 		return nil, &fileError{
-			msg: fmt.Sprintf("token file %s: another program kept rewriting it and it never held a complete token file while it was re-read for 100 ms; this passes on its own, try again in a moment",
+			msg: fmt.Sprintf("token file %s: another program kept rewriting it and it never held a complete token file while it was re-read; this passes on its own, try again in a moment",
 				path),
 			kind: ErrInProgress,
 			err:  perr,

@@ -139,22 +139,38 @@ func TestStore_Load_tornReads(t *testing.T) {
 		during  []string // content written at each pause; "" keeps it
 		wantErr string   // "" = loads
 		wantIs  error
+		justNow bool          // the file was modified just before the read (else an hour ago)
+		slept   time.Duration // total pause (default 100ms)
 	}{
 		{name: "empty, then written", start: "", during: []string{"", full}},
 		{name: "truncated, then written at the last re-read", start: full[:20], during: []string{full[:30], full[:40], full[:50], full}},
 		{name: "stays empty: the error, with its advice", start: "", during: nil,
 			wantErr: "token file %s: is empty; fix it or run token-refresh-sender login", wantIs: ErrInvalid},
+		{name: "stays empty though written just now: re-read until it is a second old, then the error", start: "", justNow: true,
+			wantErr: "token file %s: is empty; fix it or run token-refresh-sender login", wantIs: ErrInvalid, slept: time.Second},
+		{name: "a writer stalled mid-write finishes within the second", start: full[:20], justNow: true,
+			during: []string{"", "", "", "", "", "", full}, slept: 400 * time.Millisecond},
 		{name: "keeps changing: no login advice", start: "", during: []string{full[:5], full[:10], full[:15], full[:20]},
-			wantErr: "token file %s: another program kept rewriting it and it never held a complete token file while it was re-read for 100 ms; this passes on its own, try again in a moment",
+			wantErr: "token file %s: another program kept rewriting it and it never held a complete token file while it was re-read; this passes on its own, try again in a moment",
 			wantIs:  ErrInProgress},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "tokens.json")
 			mustWriteFile(t, path, tt.start, 0o600)
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The clock runs with the pauses, from the file's mtime (or an
+			// hour after it).
+			base := fi.ModTime().Add(time.Hour)
+			if tt.justNow {
+				base = fi.ModTime()
+			}
 			var slept time.Duration
 			n := 0
-			s := &Store{Path: path, sleep: func(_ context.Context, d time.Duration) error {
+			s := &Store{Path: path, Now: func() time.Time { return base.Add(slept) }, sleep: func(_ context.Context, d time.Duration) error {
 				slept += d
 				if n < len(tt.during) && tt.during[n] != "" {
 					if err := os.WriteFile(path, []byte(tt.during[n]), 0o600); err != nil {
@@ -164,10 +180,17 @@ func TestStore_Load_tornReads(t *testing.T) {
 				n++
 				return nil
 			}}
+			want := tt.slept
+			if want == 0 {
+				want = 100 * time.Millisecond
+			}
 			tok, err := s.Load(context.Background())
 			if tt.wantErr == "" {
 				if err != nil || tok.RefreshToken != "R-old" {
 					t.Fatalf("Load = %+v, %v", tok, err)
+				}
+				if tt.justNow && slept != want {
+					t.Errorf("loaded after %v of pauses, want %v", slept, want)
 				}
 				return
 			}
@@ -177,8 +200,8 @@ func TestStore_Load_tornReads(t *testing.T) {
 			if !errors.Is(err, tt.wantIs) {
 				t.Errorf("err does not match %v", tt.wantIs)
 			}
-			if slept != 100*time.Millisecond {
-				t.Errorf("re-read for %v, want 100ms", slept)
+			if slept != want {
+				t.Errorf("re-read for %v, want %v", slept, want)
 			}
 		})
 	}
