@@ -500,7 +500,9 @@ func (d *Daemon) alarm(at time.Time) (<-chan struct{}, func()) {
 func (d *Daemon) newLoginInFile(ctx context.Context) bool {
 	tok, err := d.Store.Load(ctx)
 	if err != nil {
-		d.log.Error(err.Error() + fileKept)
+		if ctx.Err() == nil { // a read cut short by the shutdown proves nothing
+			d.log.Error(err.Error() + fileKept)
+		}
 		return false
 	}
 	if tok.RefreshToken == d.held.RefreshToken {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -607,6 +608,41 @@ func TestDaemon_Run_lastDeliveryIsToldTheProgramStops(t *testing.T) {
 		defer bot.mu.Unlock()
 		if len(bot.causes) != 1 || !errors.Is(bot.causes[0], daemon.ErrStopping) {
 			t.Errorf("cancel causes %v, want [%v]", bot.causes, daemon.ErrStopping)
+		}
+	})
+}
+
+// shutdownDuringLoad is a store whose Load, once blocked is set, waits for
+// the shutdown and then fails, as a re-read of a torn file does when it is
+// cut short.
+type shutdownDuringLoad struct {
+	*memStore
+	blocked atomic.Bool
+}
+
+func (s *shutdownDuringLoad) Load(ctx context.Context) (tokensender.Token, error) {
+	if s.blocked.Load() {
+		<-ctx.Done()
+		return tokensender.Token{}, errors.New("token file x.json: malformed JSON at line 1, column 294")
+	}
+	return s.memStore.Load(ctx)
+}
+
+func TestDaemon_Run_noFileErrorForAReadCutShortByShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		store := &shutdownDuringLoad{memStore: h.store}
+		h.d.Store = store
+		changed := make(chan struct{}, 1)
+		h.d.FileChanged = changed
+		stop := h.start(t)
+		synctest.Wait()
+		store.blocked.Store(true)
+		changed <- struct{}{}
+		synctest.Wait()
+		stop()
+		if log := h.logText(); strings.Contains(log, "ERROR") {
+			t.Errorf("a re-read cut short by the shutdown was reported:\n%s", log)
 		}
 	})
 }
