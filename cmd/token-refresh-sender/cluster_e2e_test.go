@@ -3,7 +3,9 @@ package main_test
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -141,6 +143,21 @@ func leaderIndex(hosts []*clusterHost, skip int) int {
 	return -1
 }
 
+// startCluster starts the hosts: host 0 seeds etcd from its token file
+// and leads; the others join without a token file and follow.
+func startCluster(t *testing.T, s *sandbox, hosts []*clusterHost, endpoints []string, key string) {
+	t.Helper()
+	hosts[0].start(t, s, endpoints, key)
+	hosts[0].proc.WaitFor("Cluster: this instance (node0) is now the leader", 1)
+	hosts[0].proc.WaitFor("seeded etcd with the local token file's token", 1)
+	for _, h := range hosts[1:] {
+		h.start(t, s, endpoints, key)
+	}
+	for _, h := range hosts[1:] {
+		h.proc.WaitFor("Cluster: new token from etcd", 1)
+	}
+}
+
 // Three instances against a real 3-member etcd: one leader refreshes
 // (exactly one token request per cycle), every host's file and bot get
 // every token; after kill -9 of the leader another instance leads within
@@ -150,18 +167,7 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 	s := newSandbox(t)
 	key := clusterKey(t, s)
 	hosts := newClusterHosts(t, s, 3)
-
-	// Host 0 seeds etcd from its token file and leads; the others join
-	// without a token file and follow.
-	hosts[0].start(t, s, etcd.Endpoints(), key)
-	hosts[0].proc.WaitFor("Cluster: this instance (node0) is now the leader", 1)
-	hosts[0].proc.WaitFor("seeded etcd with the local token file's token", 1)
-	for _, h := range hosts[1:] {
-		h.start(t, s, etcd.Endpoints(), key)
-	}
-	for _, h := range hosts[1:] {
-		h.proc.WaitFor("Cluster: new token from etcd", 1)
-	}
+	startCluster(t, s, hosts, etcd.Endpoints(), key)
 
 	// Steady state: three refresh cycles on the leader, between two
 	// cycles (the next one is 2 s away).
@@ -250,4 +256,98 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 	for _, h := range hosts {
 		s.assertNoSecrets(h.proc.Text(), h.proc.Stderr())
 	}
+}
+
+// A login on a follower, with the cluster flags: it takes the login lock,
+// writes the follower's token file as a login does, stores the token in
+// etcd, and every host's bot receives it.
+func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
+	etcd := etcdtest.Start(t, 3)
+	s := newSandbox(t)
+	s.write("configs/schwab_app_config.yaml", "app_key: "+appKey+"\napp_secret: "+appSecret+
+		"\ncallback_url: https://127.0.0.1:8182\ntoken_url: "+s.srv.TokenURL+"\nauthorize_url: "+s.srv.AuthorizeURL+"\n", 0o600)
+	key := clusterKey(t, s)
+	hosts := newClusterHosts(t, s, 3)
+	startCluster(t, s, hosts, etcd.Endpoints(), key)
+	follower := hosts[1]
+	hosts[0].proc.WaitFor("Next refresh at", 1)
+
+	cmd := exec.Command(binary, "login", "--config", s.config, "--token-file", follower.tokenFile,
+		"--log-file", filepath.Join(follower.dir, "login.log"), "--manual", "--no-browser", "--timeout", "1m",
+		"--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--etcd-lease-ttl", clusterLeaseTTL.String(),
+		"--etcd-encryption-key-file", key, "--node-name", "login-on-node1")
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.certFile)
+	stdin, _ := cmd.StdinPipe()
+	stdoutPipe, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	authorizeURL := ""
+	deadline := time.Now().Add(testproc.WaitLimit)
+	for authorizeURL == "" && time.Now().Before(deadline) {
+		n, err := stdoutPipe.Read(buf)
+		out.Write(buf[:n])
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(line, s.srv.AuthorizeURL+"?") {
+				authorizeURL = strings.TrimSpace(line)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if authorizeURL == "" {
+		t.Fatalf("no authorize URL printed:\n%s\n%s", out.String(), stderr.String())
+	}
+	io.WriteString(stdin, consent(t, s.srv, authorizeURL)+"\n")
+	rest, _ := io.ReadAll(stdoutPipe)
+	out.Write(rest)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("login: %v\n%s\n%s", err, out.String(), stderr.String())
+	}
+	stored := time.Now()
+	if !strings.Contains(out.String(), "the new login's token is stored in etcd") {
+		t.Errorf("login did not store the token in etcd:\n%s", out.String())
+	}
+	if got := s.fake.Stats().Exchanges; got != 1 {
+		t.Errorf("fake Schwab saw %d code exchanges, want 1", got)
+	}
+	loginTok := mustToken(t, follower.tokenFile)
+	if !s.fake.ValidAccessToken(loginTok.AccessToken) {
+		t.Fatal("the follower's token file does not hold the login's working token")
+	}
+
+	// Every bot receives a token carrying the login's refresh token (the
+	// login's own, or the leader's refresh from it right after).
+	for _, h := range hosts {
+		deadline := time.Now().Add(testproc.WaitLimit)
+		for {
+			got := false
+			for _, m := range h.bot.received() {
+				if strings.Contains(string(m), loginTok.RefreshToken) {
+					got = true
+				}
+			}
+			if got {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's bot never got the login's token:\n%s", h.name, h.proc.Text())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Logf("%s's bot has the login's token %v after the login stored it", h.name, time.Since(stored).Round(time.Millisecond))
+	}
+	for _, h := range hosts {
+		if h.proc.Count("login by login-on-node1") == 0 {
+			t.Errorf("%s does not say the token came from the login:\n%s", h.name, h.proc.Text())
+		}
+		s.assertNoSecrets(h.proc.Text(), h.proc.Stderr())
+	}
+	s.assertNoSecrets(out.String(), stderr.String())
 }
