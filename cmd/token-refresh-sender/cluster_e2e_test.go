@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -202,6 +203,38 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 		}
 	}
 
+	// status with the cluster flags: the leader, the record, each node.
+	statusArgs := []string{"status", "--json", "--config", s.config, "--token-file", hosts[1].tokenFile,
+		"--socket", hosts[1].bot.path, "--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--etcd-encryption-key-file", key}
+	out, errOut, code := runToEnd(t, nil, statusArgs...)
+	var st struct {
+		State   string `json:"state"`
+		Cluster struct {
+			Leader string `json:"leader"`
+			Record *struct {
+				Seq                  int    `json:"seq"`
+				Writer               string `json:"writer"`
+				AccessTokenExpiresAt string `json:"access_token_expires_at"`
+			} `json:"record"`
+			Nodes []struct {
+				Name string `json:"name"`
+				Seq  int    `json:"seq"`
+			} `json:"nodes"`
+		} `json:"cluster"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v\n%s\n%s", code, err, out, errOut)
+	}
+	if st.Cluster.Leader != "node0" || st.Cluster.Record == nil || st.Cluster.Record.Writer != "node0" ||
+		st.Cluster.Record.AccessTokenExpiresAt == "" || len(st.Cluster.Nodes) != 3 {
+		t.Errorf("status --json cluster part: %+v\n%s", st.Cluster, out)
+	}
+	text, _, code := runToEnd(t, nil, append([]string{"status"}, statusArgs[2:]...)...)
+	if code != 0 || !strings.Contains(text, "Cluster leader:        node0") || !strings.Contains(text, "Cluster node node2:") {
+		t.Errorf("status: exit %d\n%s", code, text)
+	}
+	s.assertNoSecrets(out, text)
+
 	// kill -9 of the leader, right after a cycle.
 	leader.proc.WaitFor("Next refresh at", 4)
 	waitBots(t, hosts, s.fake.Stats().Refreshes+1)
@@ -350,4 +383,23 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 		s.assertNoSecrets(h.proc.Text(), h.proc.Stderr())
 	}
 	s.assertNoSecrets(out.String(), stderr.String())
+}
+
+// status with the cluster flags and etcd unreachable: one line, UNKNOWN,
+// exit 3, in text and in JSON.
+func TestCluster_statusEtcdUnreachable(t *testing.T) {
+	s := newSandbox(t)
+	for _, asJSON := range []bool{false, true} {
+		args := s.args("status", "--socket", filepath.Join(s.dir, "bot.sock"), "--etcd-endpoints", "http://127.0.0.1:1")
+		if asJSON {
+			args = append(args, "--json")
+		}
+		out, errOut, code := runToEnd(t, nil, args...)
+		if code != 3 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "etcd at http://127.0.0.1:1 does not answer") {
+			t.Errorf("json=%v: exit %d, want 3 and one line:\n%s\n%s", asJSON, code, out, errOut)
+		}
+		if asJSON && !json.Valid([]byte(out)) {
+			t.Errorf("not JSON: %s", out)
+		}
+	}
 }
