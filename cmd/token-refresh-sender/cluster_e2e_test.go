@@ -403,3 +403,31 @@ func TestCluster_statusEtcdUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// Cluster flags that cannot work: one line naming the flag, exit 2, and
+// nothing started (the token file untouched).
+func TestCluster_badFlagsAreUsageErrors(t *testing.T) {
+	s := newSandbox(t)
+	before := snap(t, s.tokenFile)
+	badKey := s.write("loose.key", strings.Repeat("k", 32), 0o644)
+	cases := []struct {
+		name  string
+		extra []string
+		env   []string
+		want  string
+	}{
+		{"not a URL", []string{"--etcd-endpoints", "ftp://127.0.0.1:2379"}, nil, "--etcd-endpoints"},
+		{"short TTL", []string{"--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-lease-ttl", "1s"}, nil, "--etcd-lease-ttl"},
+		{"user without password", []string{"--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-username", "u"}, []string{"TOKEN_SENDER_ETCD_PASSWORD="}, "TOKEN_SENDER_ETCD_PASSWORD"},
+		{"cert without key", []string{"--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-cert-file", "c.pem"}, nil, "--etcd-key-file"},
+		{"key file readable by others", []string{"--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-encryption-key-file", badKey}, nil, "loose.key"},
+	}
+	for _, tc := range cases {
+		args := s.args("run", append([]string{"--socket", filepath.Join(s.dir, "bot.sock")}, tc.extra...)...)
+		_, errOut, code := runToEnd(t, tc.env, args...)
+		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, want 2 and one line naming %s:\n%s", tc.name, code, tc.want, errOut)
+		}
+	}
+	before.assertUnchanged(t)
+}

@@ -133,6 +133,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if g.clusterOn() {
+		// The cluster flags, before anything starts (the prefix's
+		// default, from the app key, is filled in later).
+		if _, err := g.clusterConfig("", os.Getenv); err != nil {
+			return err
+		}
+	}
 
 	// 2. The logger: stdout and the rotating --log-file.
 	log, reopenLog, closeLog, err := g.logger(m.Stdout)
