@@ -69,7 +69,6 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 				Settings:    settings(g),
 			}
 			obs.attach(d)
-			m.Daemon = d
 			return d.Run(ctx)
 		},
 		OnEvent: obs.clusterEvent,

@@ -84,8 +84,8 @@ type Main struct {
 	// this daemon's pid while it runs and is removed on a clean stop.
 	Store   *tokenfile.Store
 	PIDFile string
-	// Daemon is the refresh loop (in cluster mode: the latest one this
-	// instance ran while leading; nil before it first leads).
+	// Daemon is the refresh loop (nil in cluster mode, where Node runs
+	// one each time this instance leads).
 	Daemon *daemon.Daemon
 	// Cluster and Node are set in cluster mode (--etcd-endpoints) only.
 	Cluster *cluster.Cluster
