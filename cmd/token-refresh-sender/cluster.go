@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/cluster"
@@ -76,6 +78,9 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 	if interval, ping := obs.systemd.Watchdog(); interval > 0 {
 		n.Heartbeat, n.HeartbeatEvery = ping, interval
 	}
+	if m.Metrics != nil {
+		obs.cluster = newClusterGauges(m.Metrics.Registry())
+	}
 	m.Node = n
 	if m.Ready != nil {
 		if err := m.Ready(m); err != nil {
@@ -115,6 +120,7 @@ func (m *Main) applyRecord(ctx context.Context, rec cluster.Record) error {
 // clusterEvent routes the cluster's state changes to the operator's tools
 // (the cluster package logs them itself).
 func (o *observers) clusterEvent(ev cluster.Event) {
+	o.cluster.observe(ev)
 	switch ev.Kind {
 	case cluster.EventUnavailable:
 		msg := fmt.Sprintf("Cluster unavailable on %s: no contact with etcd since %s; no instance refreshes the token until etcd is back", ev.Node, ev.Since.UTC().Format(time.RFC3339))
@@ -131,5 +137,46 @@ func (o *observers) clusterEvent(ev cluster.Event) {
 		o.systemd.Status("Cluster: leader (" + ev.Node + "), refreshing")
 	case cluster.EventDeposed:
 		o.systemd.Status("Cluster: follower (" + ev.Node + ")")
+	}
+}
+
+// clusterGauges are cluster mode's metrics (with --metrics-addr): whether
+// this instance is in contact with etcd, and whether it leads.
+type clusterGauges struct {
+	available prometheus.Gauge
+	leader    prometheus.Gauge
+}
+
+func newClusterGauges(reg prometheus.Registerer) *clusterGauges {
+	g := &clusterGauges{
+		available: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "token_sender_cluster_available",
+			Help: "1 while this instance is in contact with etcd; 0 after it lost it for longer than the lease (cluster_unavailable: nobody refreshes).",
+		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "token_sender_cluster_leader",
+			Help: "1 while this instance is the cluster's leader (the one that refreshes).",
+		}),
+	}
+	g.available.Set(1)
+	reg.MustRegister(g.available, g.leader)
+	return g
+}
+
+// observe updates the gauges; a nil receiver (no --metrics-addr) does
+// nothing.
+func (g *clusterGauges) observe(ev cluster.Event) {
+	if g == nil {
+		return
+	}
+	switch ev.Kind {
+	case cluster.EventUnavailable:
+		g.available.Set(0)
+	case cluster.EventAvailable:
+		g.available.Set(1)
+	case cluster.EventLeading:
+		g.leader.Set(1)
+	case cluster.EventDeposed:
+		g.leader.Set(0)
 	}
 }

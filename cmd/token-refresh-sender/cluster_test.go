@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/cluster"
@@ -62,4 +64,40 @@ func TestObservers_clusterEventsReachTheHooks(t *testing.T) {
 	if strings.Contains(got, "secret-") {
 		t.Errorf("a hook got a token:\n%s", got)
 	}
+}
+
+// The cluster gauges follow contact with etcd and leadership.
+func TestClusterGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := newClusterGauges(reg)
+	check := func(step string, available, leader float64) {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+		want := map[string]float64{"token_sender_cluster_available": available, "token_sender_cluster_leader": leader}
+		for name, v := range want {
+			if g, ok := got[name]; !ok || g != v {
+				t.Errorf("%s: %s = %v (present %v), want %v", step, name, g, ok, v)
+			}
+		}
+	}
+	check("start", 1, 0)
+	g.observe(cluster.Event{Kind: cluster.EventLeading})
+	check("leading", 1, 1)
+	g.observe(cluster.Event{Kind: cluster.EventUnavailable})
+	check("unavailable", 0, 1)
+	g.observe(cluster.Event{Kind: cluster.EventDeposed})
+	check("deposed", 0, 0)
+	g.observe(cluster.Event{Kind: cluster.EventAvailable})
+	check("available", 1, 0)
+	g.observe(cluster.Event{Kind: cluster.EventApplied})
+	check("applied", 1, 0)
+	var none *clusterGauges
+	none.observe(cluster.Event{Kind: cluster.EventUnavailable}) // no --metrics-addr: no panic
 }
