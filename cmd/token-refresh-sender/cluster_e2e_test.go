@@ -421,9 +421,14 @@ func TestCluster_badFlagsAreUsageErrors(t *testing.T) {
 		{"user without password", []string{"--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-username", "u"}, []string{"TOKEN_SENDER_ETCD_PASSWORD="}, "TOKEN_SENDER_ETCD_PASSWORD"},
 		{"cert without key", []string{"--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-cert-file", "c.pem"}, nil, "--etcd-key-file"},
 		{"key file readable by others", []string{"--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-encryption-key-file", badKey}, nil, "loose.key"},
+		{"refresh in cluster mode", []string{"--etcd-endpoints", "http://127.0.0.1:2379"}, nil, "only the leader refreshes"},
 	}
 	for _, tc := range cases {
-		args := s.args("run", append([]string{"--socket", filepath.Join(s.dir, "bot.sock")}, tc.extra...)...)
+		cmd := "run"
+		if strings.HasPrefix(tc.name, "refresh") {
+			cmd = "refresh"
+		}
+		args := s.args(cmd, append([]string{"--socket", filepath.Join(s.dir, "bot.sock")}, tc.extra...)...)
 		_, errOut, code := runToEnd(t, tc.env, args...)
 		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%s: exit %d, want 2 and one line naming %s:\n%s", tc.name, code, tc.want, errOut)
