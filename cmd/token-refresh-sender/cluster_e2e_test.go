@@ -68,16 +68,16 @@ func clusterKey(t *testing.T, s *sandbox) string {
 	return path
 }
 
-func (h *clusterHost) start(t *testing.T, s *sandbox, endpoints []string, keyFile string) {
+func (h *clusterHost) start(t *testing.T, s *sandbox, endpoints []string, keyFile string, extra ...string) {
 	t.Helper()
 	h.proc = start(t, []string{"SSL_CERT_FILE=" + s.certFile},
-		"run", "--config", s.config, "--token-file", h.tokenFile,
-		"--log-file", filepath.Join(h.dir, "token_refresh_sender.log"),
-		"--socket", h.bot.path, "--interval", "2s",
-		"--etcd-endpoints", strings.Join(endpoints, ","),
-		"--etcd-lease-ttl", clusterLeaseTTL.String(),
-		"--etcd-encryption-key-file", keyFile,
-		"--node-name", h.name)
+		append([]string{"run", "--config", s.config, "--token-file", h.tokenFile,
+			"--log-file", filepath.Join(h.dir, "token_refresh_sender.log"),
+			"--socket", h.bot.path, "--interval", "2s",
+			"--etcd-endpoints", strings.Join(endpoints, ","),
+			"--etcd-lease-ttl", clusterLeaseTTL.String(),
+			"--etcd-encryption-key-file", keyFile,
+			"--node-name", h.name}, extra...)...)
 }
 
 // distinct is the set of messages b received.
@@ -435,4 +435,48 @@ func TestCluster_badFlagsAreUsageErrors(t *testing.T) {
 		}
 	}
 	before.assertUnchanged(t)
+}
+
+// etcd lost everywhere: the instance says so once, the alert hooks get
+// cluster_unavailable, nobody refreshes; when etcd is back, it says so and
+// the hooks get cluster_available.
+func TestCluster_etcdDownAlertsAndRecovers(t *testing.T) {
+	etcd := etcdtest.Start(t, 3)
+	s := newSandbox(t)
+	key := clusterKey(t, s)
+	hosts := newClusterHosts(t, s, 1)
+	events := filepath.Join(s.dir, "events")
+	h := hosts[0]
+	h.start(t, s, etcd.Endpoints(), key, "--interval", "1h",
+		"--notify-exec", `printf '%s\n' "$TOKEN_SENDER_EVENT" >> `+events)
+	h.proc.WaitFor("Next refresh at", 1)
+	refreshes := s.fake.Stats().Refreshes
+
+	for i := range 3 {
+		etcd.Stop(i)
+	}
+	h.proc.WaitFor("Cluster unavailable: no contact with etcd since", 1)
+	if got := s.fake.Stats().Refreshes; got != refreshes {
+		t.Errorf("fake Schwab saw %d refreshes while etcd was down, want none more than %d", got, refreshes)
+	}
+	if err := etcd.RestartAll(); err != nil {
+		t.Fatal(err)
+	}
+	h.proc.WaitFor("etcd is reachable again", 1)
+	h.proc.Signal(syscall.SIGTERM)
+	if code := h.proc.Wait(); code != 0 {
+		t.Errorf("exit %d; stderr: %s", code, h.proc.Stderr())
+	}
+	// The hooks ran in the background; the daemon waited for them at exit.
+	data, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatalf("no hook ran: %v\n%s", err, h.proc.Text())
+	}
+	if got := string(data); !strings.Contains(got, "cluster_unavailable\n") || !strings.Contains(got, "cluster_available\n") {
+		t.Errorf("hook events:\n%s\nwant cluster_unavailable and cluster_available", got)
+	}
+	if n := h.proc.Count("Cluster unavailable:"); n != 1 {
+		t.Errorf("said %d times that the cluster is unavailable, want once:\n%s", n, h.proc.Text())
+	}
+	s.assertNoSecrets(h.proc.Text(), h.proc.Stderr(), string(data))
 }
