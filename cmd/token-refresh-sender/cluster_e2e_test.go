@@ -233,6 +233,7 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 	if code != 0 || !strings.Contains(text, "Cluster leader:        node0") || !strings.Contains(text, "Cluster node node2:") {
 		t.Errorf("status: exit %d\n%s", code, text)
 	}
+	t.Logf("status:\n%s", text)
 	s.assertNoSecrets(out, text)
 
 	// kill -9 of the leader, right after a cycle.
