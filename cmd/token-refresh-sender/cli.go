@@ -13,6 +13,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/config"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
@@ -69,6 +70,59 @@ type Globals struct {
 	RetryMin             time.Duration `default:"2s" env:"TOKEN_SENDER_RETRY_MIN" group:"shared" help:"First retry delay after a failed refresh."`
 	RetryMax             time.Duration `default:"2m" env:"TOKEN_SENDER_RETRY_MAX" group:"shared" help:"Longest retry delay; also the pace while a new login is needed."`
 	RefreshTokenLifetime time.Duration `default:"${refresh_token_lifetime}" env:"TOKEN_SENDER_REFRESH_TOKEN_LIFETIME" group:"shared" help:"How long a refresh token lives after the browser login (Schwab: 7 days)."`
+
+	clusterFlags
+}
+
+// clusterFlags turn cluster mode on (--etcd-endpoints) and configure it;
+// see docs/cluster.md. The etcd password is read only from
+// TOKEN_SENDER_ETCD_PASSWORD.
+type clusterFlags struct {
+	EtcdEndpoints         []string      `env:"TOKEN_SENDER_ETCD_ENDPOINTS" group:"shared" placeholder:"URL,..." help:"Cluster mode: the etcd client URLs (comma-separated); one instance per host refreshes, every host delivers. See docs/cluster.md."`
+	EtcdPrefix            string        `env:"TOKEN_SENDER_ETCD_PREFIX" group:"shared" placeholder:"PREFIX" help:"Cluster mode: key prefix in etcd (default /token-refresh-sender/ plus a hash of the app key)."`
+	EtcdCAFile            string        `name:"etcd-ca-file" env:"TOKEN_SENDER_ETCD_CA_FILE" group:"shared" placeholder:"PATH" help:"Cluster mode: CA certificate for etcd's TLS."`
+	EtcdCertFile          string        `env:"TOKEN_SENDER_ETCD_CERT_FILE" group:"shared" placeholder:"PATH" help:"Cluster mode: client certificate for etcd."`
+	EtcdKeyFile           string        `env:"TOKEN_SENDER_ETCD_KEY_FILE" group:"shared" placeholder:"PATH" help:"Cluster mode: client certificate's key."`
+	EtcdUsername          string        `env:"TOKEN_SENDER_ETCD_USERNAME" group:"shared" placeholder:"USER" help:"Cluster mode: etcd user (the password only from TOKEN_SENDER_ETCD_PASSWORD)."`
+	EtcdLeaseTTL          time.Duration `name:"etcd-lease-ttl" default:"10s" env:"TOKEN_SENDER_ETCD_LEASE_TTL" group:"shared" help:"Cluster mode: session lease TTL; a dead leader is replaced within about this."`
+	NodeName              string        `env:"TOKEN_SENDER_NODE_NAME" group:"shared" placeholder:"NAME" help:"Cluster mode: this instance's name (default the host name)."`
+	EtcdEncryptionKeyFile string        `env:"TOKEN_SENDER_ETCD_ENCRYPTION_KEY_FILE" group:"shared" placeholder:"PATH" help:"Cluster mode: 32-byte key file (mode 0600/0400) sealing every record in etcd."`
+}
+
+// clusterOn reports whether cluster mode is on.
+func (g *Globals) clusterOn() bool { return len(g.EtcdEndpoints) > 0 }
+
+// clusterConfig is the cluster configuration the flags describe, with
+// defaults filled in (the prefix from appKey, the node name from the host
+// name, the password from TOKEN_SENDER_ETCD_PASSWORD) and validated. Its
+// errors are usage errors.
+func (g *Globals) clusterConfig(appKey string, getenv func(string) string) (cluster.Config, error) {
+	var eps []string
+	for _, v := range g.EtcdEndpoints {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				eps = append(eps, e)
+			}
+		}
+	}
+	cfg, err := cluster.Config{
+		Endpoints:         eps,
+		Prefix:            g.EtcdPrefix,
+		CAFile:            g.EtcdCAFile,
+		CertFile:          g.EtcdCertFile,
+		KeyFile:           g.EtcdKeyFile,
+		Username:          g.EtcdUsername,
+		LeaseTTL:          g.EtcdLeaseTTL,
+		NodeName:          g.NodeName,
+		EncryptionKeyFile: g.EtcdEncryptionKeyFile,
+	}.WithDefaults(appKey, os.Hostname, getenv)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return cfg, usage(err)
+	}
+	return cfg, nil
 }
 
 // exitCode is an error that carries only an exit status: whatever needed

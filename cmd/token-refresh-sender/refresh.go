@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -18,6 +19,11 @@ type RefreshCmd struct{}
 // Run refreshes, saves, delivers, and prints a short summary. It builds
 // only what one refresh needs: no pid file, watcher, metrics or hooks.
 func (c *RefreshCmd) Run(g *Globals, pr *process) error {
+	if g.clusterOn() {
+		// A refresh outside the leader would be a second refresher, and
+		// its token would never reach etcd or the other hosts.
+		return usage(errors.New("refresh: in cluster mode (--etcd-endpoints) only the leader refreshes; send SIGUSR1 to the leader's `run` to refresh now, or run `refresh` without the etcd flags on a host that is not in the cluster"))
+	}
 	s, err := g.begin(pr.out)
 	if err != nil {
 		return err

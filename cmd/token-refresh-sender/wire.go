@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/alert"
+	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/config"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
@@ -83,8 +84,12 @@ type Main struct {
 	// this daemon's pid while it runs and is removed on a clean stop.
 	Store   *tokenfile.Store
 	PIDFile string
-	// Daemon is the refresh loop.
+	// Daemon is the refresh loop (nil in cluster mode, where Node runs
+	// one each time this instance leads).
 	Daemon *daemon.Daemon
+	// Cluster and Node are set in cluster mode (--etcd-endpoints) only.
+	Cluster *cluster.Cluster
+	Node    *cluster.Node
 
 	closers []func() error
 }
@@ -127,6 +132,13 @@ func (m *Main) Run(ctx context.Context) error {
 	targets, err := g.targets()
 	if err != nil {
 		return err
+	}
+	if g.clusterOn() {
+		// The cluster flags, before anything starts (the prefix's
+		// default, from the app key, is filled in later).
+		if _, err := g.clusterConfig("", os.Getenv); err != nil {
+			return err
+		}
 	}
 
 	// 2. The logger: stdout and the rotating --log-file.
@@ -181,7 +193,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Store = g.store(log)
 	m.Store.Now = m.Now
 	g.warnPermissions(log)
-	if _, err := m.Store.Load(ctx); err != nil {
+	if _, err := m.Store.Load(ctx); err != nil && (!g.clusterOn() || !errors.Is(err, tokenfile.ErrNotFound)) {
+		// In cluster mode a host without a token file follows and
+		// writes it from etcd.
 		return logTokenFileError(log, err)
 	}
 	instance := &tokenfile.Instance{Store: m.Store}
@@ -191,6 +205,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.PIDFile = pidPath(g.TokenFile)
 	m.onClose(instance.Close)
+
+	// 7b. Cluster mode: the etcd record replaces the token file as the
+	// refresh loop's store; every instance delivers each new record.
+	if g.clusterOn() {
+		if err := m.openCluster(log); err != nil {
+			return err
+		}
+		return m.runCluster(ctx, obs, refreshNow)
+	}
 
 	// 8. The refresh loop, observed.
 	m.Daemon = &daemon.Daemon{
