@@ -320,24 +320,7 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
 	var out strings.Builder
-	buf := make([]byte, 4096)
-	authorizeURL := ""
-	deadline := time.Now().Add(testproc.WaitLimit)
-	for authorizeURL == "" && time.Now().Before(deadline) {
-		n, err := stdoutPipe.Read(buf)
-		out.Write(buf[:n])
-		for _, line := range strings.Split(out.String(), "\n") {
-			if strings.HasPrefix(line, s.srv.AuthorizeURL+"?") {
-				authorizeURL = strings.TrimSpace(line)
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	if authorizeURL == "" {
-		t.Fatalf("no authorize URL printed:\n%s\n%s", out.String(), stderr.String())
-	}
+	authorizeURL := readAuthorizeURL(t, stdoutPipe, s.srv.AuthorizeURL, &out, &stderr)
 	io.WriteString(stdin, consent(t, s.srv, authorizeURL)+"\n")
 	rest, _ := io.ReadAll(stdoutPipe)
 	out.Write(rest)

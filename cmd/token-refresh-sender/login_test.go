@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 )
 
 // consent plays the user's browser on fakeschwab's login page: open the
@@ -44,6 +45,29 @@ func consent(t *testing.T, srv *fakeschwab.TLSServer, authorizeURL string) strin
 	return loc
 }
 
+// readAuthorizeURL reads a login's stdout into out until it has printed
+// the authorize URL (a line starting with authorizeBase?) and returns it;
+// the test fails, showing out and stderr, when it never comes.
+func readAuthorizeURL(t *testing.T, stdout io.Reader, authorizeBase string, out, stderr *strings.Builder) string {
+	t.Helper()
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(testproc.WaitLimit)
+	for time.Now().Before(deadline) {
+		n, err := stdout.Read(buf)
+		out.Write(buf[:n])
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(line, authorizeBase+"?") {
+				return strings.TrimSpace(line)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	t.Fatalf("no authorize URL printed:\n%s\n%s", out.String(), stderr.String())
+	return ""
+}
+
 // The first login, on a headless server: the binary prints the URL, the
 // user pastes the redirect address, the token file is written 0600.
 func TestLogin_manualPasteWritesTokenFile(t *testing.T) {
@@ -66,24 +90,7 @@ func TestLogin_manualPasteWritesTokenFile(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill() })
 
 	var out strings.Builder
-	buf := make([]byte, 4096)
-	authorizeURL := ""
-	deadline := time.Now().Add(30 * time.Second)
-	for authorizeURL == "" && time.Now().Before(deadline) {
-		n, err := stdoutPipe.Read(buf)
-		out.Write(buf[:n])
-		for _, line := range strings.Split(out.String(), "\n") {
-			if strings.HasPrefix(line, s.srv.AuthorizeURL+"?") {
-				authorizeURL = strings.TrimSpace(line)
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	if authorizeURL == "" {
-		t.Fatalf("no authorize URL printed:\n%s\n%s", out.String(), stderr.String())
-	}
+	authorizeURL := readAuthorizeURL(t, stdoutPipe, s.srv.AuthorizeURL, &out, &stderr)
 	redirect := consent(t, s.srv, authorizeURL)
 	io.WriteString(stdin, "  '"+redirect+"'  \n")
 	rest, _ := io.ReadAll(stdoutPipe)
