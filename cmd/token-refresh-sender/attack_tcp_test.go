@@ -1,12 +1,10 @@
 package main_test
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,7 +83,7 @@ func TestRun_withheldDeliveryIsCounted(t *testing.T) {
 func TestSend_localhostIsIPv4Only(t *testing.T) {
 	sq := testproc.SquatTCP(t, "::1")
 	_, port, _ := net.SplitHostPort(sq.Addr)
-	b := startTCPBot(t, net.JoinHostPort("127.0.0.1", port))
+	b := listenBot(t, "tcp", net.JoinHostPort("127.0.0.1", port), "OK")
 	s := newSandbox(t)
 	for i := range 3 {
 		stdout, stderr, code := runToEnd(t, nil, s.args("send", "--socket", "tcp://localhost:"+port)...)
@@ -99,43 +97,4 @@ func TestSend_localhostIsIPv4Only(t *testing.T) {
 	if n := sq.Proc.Count("GOT "); n != 0 {
 		t.Errorf("the squatter on [::1] was connected to %d times, want 0", n)
 	}
-}
-
-// tcpBot answers OK to every message on a loopback TCP address.
-type tcpBot struct {
-	mu       sync.Mutex
-	messages [][]byte
-}
-
-func startTCPBot(t *testing.T, addr string) *tcpBot {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("bot: %v", err)
-	}
-	b := &tcpBot{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			data, _ := io.ReadAll(io.LimitReader(c, 1<<16))
-			b.mu.Lock()
-			b.messages = append(b.messages, data)
-			b.mu.Unlock()
-			c.Write([]byte("OK"))
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return b
-}
-
-func (b *tcpBot) received() [][]byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([][]byte(nil), b.messages...)
 }

@@ -176,14 +176,22 @@ type bot struct {
 	messages [][]byte
 }
 
-// startBot listens on dir/name; answer is written after each message ("" closes without answering).
+// startBot listens on the Unix socket path; answer is written after each
+// message ("" closes without answering).
 func startBot(t *testing.T, path, answer string) *bot {
 	t.Helper()
-	ln, err := net.Listen("unix", path)
+	return listenBot(t, "unix", path, answer)
+}
+
+// listenBot is a bot on any network (unix, or loopback tcp); its path is
+// the address it listens on.
+func listenBot(t *testing.T, network, addr, answer string) *bot {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("bot: %v", err)
 	}
-	b := &bot{path: path}
+	b := &bot{path: addr}
 	go func() {
 		for {
 			c, err := ln.Accept()
