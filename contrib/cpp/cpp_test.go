@@ -16,7 +16,6 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/fakeschwab"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -143,22 +142,9 @@ func TestExampleBot_withSender(t *testing.T) {
 	})
 
 	t.Run("run", func(t *testing.T) {
-		const key, secret, callback = "cpp-app-key", "cpp-app-secret-0123456789", "https://127.0.0.1:8182"
-		fake := fakeschwab.New(fakeschwab.Config{AppKey: key, AppSecret: secret, CallbackURL: callback})
-		srv, err := fakeschwab.StartTLS(fake)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		login := fake.Login()
-		secrets = append(secrets, secret, login.AccessToken, login.RefreshToken)
-		tokenFile := filepath.Join(dir, "run-tokens.json")
-		if err := tokenfile.Write(tokenFile, tokenfile.New(login, time.Now())); err != nil {
-			t.Fatal(err)
-		}
-		cert := mustWrite(t, filepath.Join(dir, "fake-schwab.pem"), string(srv.CertPEM))
-		cfg := mustWrite(t, filepath.Join(dir, "run-app.yaml"), fmt.Sprintf(
-			"app_key: %s\napp_secret: %s\ncallback_url: %s\ntoken_url: %s\n", key, secret, callback, srv.TokenURL))
+		sb := testproc.StartSchwab(t, dir, "run")
+		fake, login, tokenFile, cfg, cert := sb.Fake, sb.Login, sb.TokenFile, sb.Config, sb.Cert
+		secrets = append(secrets, sb.Secret, login.AccessToken, login.RefreshToken)
 
 		d := testproc.Start(t, "token-refresh-sender run", []string{"SSL_CERT_FILE=" + cert}, sender,
 			"run", "--socket", sock, "--token-file", tokenFile, "--config", cfg, "--log-file", "")

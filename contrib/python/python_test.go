@@ -3,15 +3,12 @@ package python_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/schwabtools/token-refresh-sender/fakeschwab"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -34,22 +31,8 @@ func TestPythonHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const key, secret, callback = "py-app-key", "py-app-secret-0123456789", "https://127.0.0.1:8182"
-	fake := fakeschwab.New(fakeschwab.Config{AppKey: key, AppSecret: secret, CallbackURL: callback})
-	srv, err := fakeschwab.StartTLS(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	login := fake.Login()
-	tokenFile := filepath.Join(dir, "schwab_tokens.json")
-	if err := tokenfile.Write(tokenFile, tokenfile.New(login, time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	cert := mustWrite(t, filepath.Join(dir, "fake-schwab.pem"), string(srv.CertPEM))
-	cfg := mustWrite(t, filepath.Join(dir, "app.yaml"), fmt.Sprintf(
-		"app_key: %s\napp_secret: %s\ncallback_url: %s\ntoken_url: %s\n", key, secret, callback, srv.TokenURL))
-
+	sb := testproc.StartSchwab(t, dir, "py")
+	fake, login, tokenFile, cfg, cert := sb.Fake, sb.Login, sb.TokenFile, sb.Config, sb.Cert
 	refresh := exec.Command(sender, "refresh", "--config", cfg, "--token-file", tokenFile,
 		"--socket", filepath.Join(dir, "none.sock"), "--log-file", "")
 	refresh.Env = append(os.Environ(), "SSL_CERT_FILE="+cert)
@@ -85,7 +68,7 @@ func TestPythonHelper(t *testing.T) {
 	if strings.Contains(text, "skipped") && (inCI || strings.Contains(text, "TRS_BINARY")) {
 		t.Errorf("python3 -m unittest skipped tests (CI needs apt-get install python3-authlib python3-httpx):\n%s", text)
 	}
-	for _, s := range []string{secret, login.RefreshToken, fresh.AccessToken, fresh.RefreshToken} {
+	for _, s := range []string{sb.Secret, login.RefreshToken, fresh.AccessToken, fresh.RefreshToken} {
 		if strings.Contains(text, s) {
 			t.Errorf("the Python tests printed a secret:\n%s", text)
 		}
@@ -100,12 +83,4 @@ func debianPython() (string, error) {
 		return "/usr/bin/python3", nil
 	}
 	return exec.LookPath("python3")
-}
-
-func mustWrite(tb testing.TB, path, content string) string {
-	tb.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return path
 }
