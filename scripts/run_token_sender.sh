@@ -78,5 +78,21 @@ if needs_build; then
 	go build -o "$bin" ./cmd/token-refresh-sender
 fi
 
+# Cluster mode (--etcd-endpoints) runs in the cluster build, which the
+# default binary hands over to from its own directory.
+cluster_bin="$bin-cluster"
+wants_cluster() {
+	[ -n "${TOKEN_SENDER_ETCD_ENDPOINTS:-}" ] && return 0
+	local a
+	for a in ${args[@]+"${args[@]}"}; do
+		case "$a" in --etcd-endpoints | --etcd-endpoints=*) return 0 ;; esac
+	done
+	return 1
+}
+if wants_cluster && { [ ! -x "$cluster_bin" ] || [ "$cluster_bin" -ot "$bin" ]; }; then
+	echo "Building $cluster_bin ..." >&2
+	go build -tags cluster -o "$cluster_bin" ./cmd/token-refresh-sender
+fi
+
 mkdir -p logs
 exec "$bin" ${args[@]+"${args[@]}"}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/config"
 	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
@@ -91,39 +90,6 @@ type clusterFlags struct {
 
 // clusterOn reports whether cluster mode is on.
 func (g *Globals) clusterOn() bool { return len(g.EtcdEndpoints) > 0 }
-
-// clusterConfig is the cluster configuration the flags describe, with
-// defaults filled in (the prefix from appKey, the node name from the host
-// name, the password from TOKEN_SENDER_ETCD_PASSWORD) and validated. Its
-// errors are usage errors.
-func (g *Globals) clusterConfig(appKey string, getenv func(string) string) (cluster.Config, error) {
-	var eps []string
-	for _, v := range g.EtcdEndpoints {
-		for _, e := range strings.Split(v, ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				eps = append(eps, e)
-			}
-		}
-	}
-	cfg, err := cluster.Config{
-		Endpoints:         eps,
-		Prefix:            g.EtcdPrefix,
-		CAFile:            g.EtcdCAFile,
-		CertFile:          g.EtcdCertFile,
-		KeyFile:           g.EtcdKeyFile,
-		Username:          g.EtcdUsername,
-		LeaseTTL:          g.EtcdLeaseTTL,
-		NodeName:          g.NodeName,
-		EncryptionKeyFile: g.EtcdEncryptionKeyFile,
-	}.WithDefaults(appKey, os.Hostname, getenv)
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		return cfg, usage(err)
-	}
-	return cfg, nil
-}
 
 // exitCode is an error that carries only an exit status: whatever needed
 // saying has been logged already.

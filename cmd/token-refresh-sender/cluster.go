@@ -1,3 +1,5 @@
+//go:build cluster
+
 package main
 
 import (
@@ -6,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +17,7 @@ import (
 	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/daemon"
+	"github.com/schwabtools/token-refresh-sender/login"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -29,21 +33,63 @@ const (
 	alertClusterAvailable   = "cluster_available"
 )
 
+// clusterBuilt is true in this build: cluster mode runs in this process.
+const clusterBuilt = true
+
+// checkCluster validates the cluster flags before anything starts (the
+// prefix's default, from the app key, is filled in later).
+func (g *Globals) checkCluster() error {
+	_, err := g.clusterConfig("", os.Getenv)
+	return err
+}
+
+// clusterConfig is the cluster configuration the flags describe, with
+// defaults filled in (the prefix from appKey, the node name from the host
+// name, the password from TOKEN_SENDER_ETCD_PASSWORD) and validated. Its
+// errors are usage errors.
+func (g *Globals) clusterConfig(appKey string, getenv func(string) string) (cluster.Config, error) {
+	var eps []string
+	for _, v := range g.EtcdEndpoints {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				eps = append(eps, e)
+			}
+		}
+	}
+	cfg, err := cluster.Config{
+		Endpoints:         eps,
+		Prefix:            g.EtcdPrefix,
+		CAFile:            g.EtcdCAFile,
+		CertFile:          g.EtcdCertFile,
+		KeyFile:           g.EtcdKeyFile,
+		Username:          g.EtcdUsername,
+		LeaseTTL:          g.EtcdLeaseTTL,
+		NodeName:          g.NodeName,
+		EncryptionKeyFile: g.EtcdEncryptionKeyFile,
+	}.WithDefaults(appKey, os.Hostname, getenv)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return cfg, usage(err)
+	}
+	return cfg, nil
+}
+
 // openCluster opens the etcd connection the cluster flags describe and
 // registers its Close. Bad flags are usage errors (one line, exit 2).
-func (m *Main) openCluster(log *slog.Logger) error {
+func (m *Main) openCluster(log *slog.Logger) (*cluster.Cluster, error) {
 	cfg, err := m.Flags.clusterConfig(m.App.AppKey, os.Getenv)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cl, err := cluster.Open(cfg, log)
 	if err != nil {
-		return usage(err)
+		return nil, usage(err)
 	}
 	cl.Now = m.Now
-	m.Cluster = cl
 	m.onClose(cl.Close)
-	return nil
+	return cl, nil
 }
 
 // runCluster takes part in the cluster until ctx is cancelled: every
@@ -52,8 +98,16 @@ func (m *Main) openCluster(log *slog.Logger) error {
 func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan struct{}) error {
 	log := m.Log
 	g := &m.Flags
+	cl, err := m.openCluster(log)
+	if err != nil {
+		return err
+	}
+	var gauges *clusterGauges
+	if m.Metrics != nil {
+		gauges = newClusterGauges(m.Metrics.Registry())
+	}
 	n := &cluster.Node{
-		Cluster: m.Cluster,
+		Cluster: cl,
 		Seed:    m.Store.Load,
 		Apply:   m.applyRecord,
 		Lead: func(ctx context.Context, ls *cluster.LeaderStore) error {
@@ -73,15 +127,14 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 			obs.attach(d)
 			return d.Run(ctx)
 		},
-		OnEvent: obs.clusterEvent,
+		OnEvent: func(ev cluster.Event) {
+			gauges.observe(ev)
+			obs.clusterEvent(ev)
+		},
 	}
 	if interval, ping := obs.systemd.Watchdog(); interval > 0 {
 		n.Heartbeat, n.HeartbeatEvery = ping, interval
 	}
-	if m.Metrics != nil {
-		obs.cluster = newClusterGauges(m.Metrics.Registry())
-	}
-	m.Node = n
 	if m.Ready != nil {
 		if err := m.Ready(m); err != nil {
 			return err
@@ -120,7 +173,6 @@ func (m *Main) applyRecord(ctx context.Context, rec cluster.Record) error {
 // clusterEvent routes the cluster's state changes to the operator's tools
 // (the cluster package logs them itself).
 func (o *observers) clusterEvent(ev cluster.Event) {
-	o.cluster.observe(ev)
 	switch ev.Kind {
 	case cluster.EventUnavailable:
 		msg := fmt.Sprintf("Cluster unavailable on %s: no contact with etcd since %s; no instance refreshes the token until etcd is back", ev.Node, ev.Since.UTC().Format(time.RFC3339))
@@ -179,4 +231,50 @@ func (g *clusterGauges) observe(ev cluster.Event) {
 	case cluster.EventDeposed:
 		g.leader.Set(0)
 	}
+}
+
+// clusterLogin opens the cluster the flags describe (appKey gives the
+// default prefix) and returns the login to run in its place, and the
+// cluster's Close. Bad flags are usage errors.
+func (g *Globals) clusterLogin(appKey string, log *slog.Logger) (run func(context.Context, login.Options) (*login.Result, error), closeCluster func() error, err error) {
+	cfg, err := g.clusterConfig(appKey, os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := cluster.Open(cfg, log)
+	if err != nil {
+		return nil, nil, usage(err)
+	}
+	return func(ctx context.Context, opts login.Options) (*login.Result, error) {
+		return lockedLogin(ctx, cl, opts)
+	}, cl.Close, nil
+}
+
+// lockedLogin runs the browser login while holding the cluster's login
+// lock, so no two hosts log in at once; login.Run writes the local token
+// file as without a cluster, and the token it wrote is then stored as the
+// etcd record, which every instance delivers.
+func lockedLogin(ctx context.Context, cl *cluster.Cluster, opts login.Options) (*login.Result, error) {
+	var res *login.Result
+	_, err := cl.Login(ctx, func(ctx context.Context) (tokensender.Token, error) {
+		r, err := login.Run(ctx, opts)
+		if err != nil {
+			return tokensender.Token{}, err
+		}
+		res = r
+		doc, err := tokenfile.Load(opts.TokenFile)
+		if err != nil {
+			return tokensender.Token{}, fmt.Errorf("read back the new token file to store it in etcd: %w", err)
+		}
+		return doc.Token(), nil
+	})
+	if err != nil {
+		if res != nil {
+			// The login itself worked and the token file holds it; only
+			// etcd did not get it.
+			return nil, fmt.Errorf("%w (the new token is in %s; run the login again to store it in etcd)", err, opts.TokenFile)
+		}
+		return nil, err
+	}
+	return res, nil
 }

@@ -1,3 +1,5 @@
+//go:build cluster
+
 package main
 
 import (
@@ -19,9 +21,11 @@ import (
 	"github.com/schwabtools/token-refresh-sender/systemd"
 )
 
+// (Build tag cluster: CI runs these with -tags cluster -run ^TestClusterBuild_.)
+//
 // The cluster's loss of etcd (and its return) reaches the alert hooks;
 // other cluster events do not, and no token does.
-func TestObservers_clusterEventsReachTheHooks(t *testing.T) {
+func TestClusterBuild_observersRouteClusterEventsToTheHooks(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	out := filepath.Join(t.TempDir(), "events")
@@ -67,7 +71,7 @@ func TestObservers_clusterEventsReachTheHooks(t *testing.T) {
 }
 
 // The cluster gauges follow contact with etcd and leadership.
-func TestClusterGauges(t *testing.T) {
+func TestClusterBuild_gauges(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g := newClusterGauges(reg)
 	check := func(step string, available, leader float64) {

@@ -36,6 +36,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary, err = testproc.Build(dir, ".", "token-refresh-sender")
+	if err == nil {
+		// The cluster build goes next to it, where the default build
+		// hands --etcd-endpoints over (cluster_e2e_test.go runs it so).
+		_, err = testproc.Build(dir, ".", "token-refresh-sender-cluster", "-tags", "cluster")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -154,7 +159,13 @@ func start(t *testing.T, env []string, args ...string) *testproc.Proc {
 // runToEnd runs the binary to completion and returns stdout, stderr and the exit code.
 func runToEnd(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runBinaryToEnd(t, binary, env, args...)
+}
+
+// runBinaryToEnd is runToEnd for another build of the program.
+func runBinaryToEnd(t *testing.T, bin string, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
-	tokensender "github.com/schwabtools/token-refresh-sender"
-	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/login"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -57,16 +53,14 @@ func (c *LoginCmd) Run(g *Globals, pr *process) error {
 	case c.NoBrowser:
 		mode = login.BrowserNever
 	}
-	var cl *cluster.Cluster
+	runLogin := login.Run
 	if g.clusterOn() {
-		cfg, err := g.clusterConfig(app.AppKey, os.Getenv)
+		clusterRun, closeCluster, err := g.clusterLogin(app.AppKey, log)
 		if err != nil {
 			return err
 		}
-		if cl, err = cluster.Open(cfg, log); err != nil {
-			return usage(err)
-		}
-		defer cl.Close()
+		defer closeCluster()
+		runLogin = clusterRun
 	}
 	opts := login.Options{
 		App:           app,
@@ -80,12 +74,7 @@ func (c *LoginCmd) Run(g *Globals, pr *process) error {
 		Browser:       mode,
 		Timeout:       c.Timeout,
 	}
-	var res *login.Result
-	if cl == nil {
-		res, err = login.Run(s.ctx, opts)
-	} else {
-		res, err = clusterLogin(s.ctx, cl, opts)
-	}
+	res, err := runLogin(s.ctx, opts)
 	if err != nil {
 		log.Error("Login failed: " + err.Error())
 		if errors.Is(err, login.ErrNotSaved) {
@@ -95,33 +84,4 @@ func (c *LoginCmd) Run(g *Globals, pr *process) error {
 	}
 	fmt.Fprintln(pr.out, res.Summary())
 	return nil
-}
-
-// clusterLogin runs the browser login while holding the cluster's login
-// lock, so no two hosts log in at once; login.Run writes the local token
-// file as without a cluster, and the token it wrote is then stored as the
-// etcd record, which every instance delivers.
-func clusterLogin(ctx context.Context, cl *cluster.Cluster, opts login.Options) (*login.Result, error) {
-	var res *login.Result
-	_, err := cl.Login(ctx, func(ctx context.Context) (tokensender.Token, error) {
-		r, err := login.Run(ctx, opts)
-		if err != nil {
-			return tokensender.Token{}, err
-		}
-		res = r
-		doc, err := tokenfile.Load(opts.TokenFile)
-		if err != nil {
-			return tokensender.Token{}, fmt.Errorf("read back the new token file to store it in etcd: %w", err)
-		}
-		return doc.Token(), nil
-	})
-	if err != nil {
-		if res != nil {
-			// The login itself worked and the token file holds it; only
-			// etcd did not get it.
-			return nil, fmt.Errorf("%w (the new token is in %s; run the login again to store it in etcd)", err, opts.TokenFile)
-		}
-		return nil, err
-	}
-	return res, nil
 }

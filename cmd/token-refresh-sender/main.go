@@ -35,7 +35,7 @@ const (
 
 func main() {
 	os.Exit(run(os.Args[1:], &process{out: os.Stdout, err: os.Stderr, in: os.Stdin,
-		schwabHTTP: withSystemRoots(schwab.NewHTTPClient(nil)), idleGC: idleGC}))
+		schwabHTTP: withSystemRoots(schwab.NewHTTPClient(nil)), idleGC: idleGC, execCluster: execClusterBinary}))
 }
 
 // idleMemoryLimit is the Go runtime's memory limit while idleGC is in
@@ -62,12 +62,14 @@ func idleGC() {
 // standard streams, the HTTP client for Schwab (system roots), and the
 // garbage collector's settings for an idle daemon (nil: leave them; tests
 // run commands in-process with buffers, a client trusting fakeschwab and
-// no idleGC).
+// no idleGC), and how to hand a cluster-mode command line to the cluster
+// build (nil: do not; see execClusterBinary).
 type process struct {
-	out, err   io.Writer
-	in         io.Reader
-	schwabHTTP *http.Client
-	idleGC     func()
+	out, err    io.Writer
+	in          io.Reader
+	schwabHTTP  *http.Client
+	idleGC      func()
+	execCluster func(args []string) error
 }
 
 // exitRequest is how kong's --help and --version (which want to exit the
@@ -117,7 +119,12 @@ func run(args []string, pr *process) (code int) {
 	if n := kctx.Selected(); n != nil {
 		cmd = n.Name
 	}
-	err = kctx.Run(&cli.Globals, pr)
+	if cli.Globals.clusterOn() && !clusterBuilt && pr.execCluster != nil {
+		// Returns only if the cluster build cannot be run.
+		err = pr.execCluster(args)
+	} else {
+		err = kctx.Run(&cli.Globals, pr)
+	}
 	var ec exitCode
 	var ue usageError
 	switch {

@@ -31,9 +31,6 @@ type observers struct {
 	// from parsing the system roots) stays resident, and the heap grows
 	// toward the next GC target cycle after cycle.
 	freeMemory func()
-	// cluster are cluster mode's gauges (nil without cluster mode or
-	// --metrics-addr).
-	cluster *clusterGauges
 }
 
 // newObservers are the observers the flags ask for, metrics aside (Main

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -28,26 +27,7 @@ func (c *StatusCmd) Run(g *Globals, pr *process) error {
 	}
 	r := status.Check(g.TokenFile, targets, g.RefreshTokenLifetime, time.Now())
 	if g.clusterOn() {
-		// A host without a token file is fine in a cluster (it follows),
-		// but the local file is still judged: it is what the bots read.
-		cr, err := g.readClusterStatus(context.Background())
-		if err != nil {
-			return clusterUnknown(pr.out, c.JSON, err)
-		}
-		cr.judge(&r)
-		if c.JSON {
-			if err := cr.writeJSON(pr.out, r); err != nil {
-				return err
-			}
-		} else if err := r.WriteText(pr.out); err != nil {
-			return err
-		} else if err := cr.writeText(pr.out); err != nil {
-			return err
-		}
-		if code := r.ExitCode(); code != 0 {
-			return exitCode(code)
-		}
-		return nil
+		return g.statusCluster(pr.out, c.JSON, r)
 	}
 	write := r.WriteText
 	if c.JSON {

@@ -1,3 +1,5 @@
+//go:build cluster
+
 package main
 
 import (
@@ -174,4 +176,29 @@ func clusterUnknown(w io.Writer, asJSON bool, err error) error {
 		fmt.Fprintln(w, "UNKNOWN: "+err.Error())
 	}
 	return exitCode(status.Unknown.ExitCode())
+}
+
+// statusCluster finishes status in cluster mode: r, the local report,
+// with the cluster's state (from etcd) folded in and appended. A host
+// without a token file is fine in a cluster (it follows), but the local
+// file is still judged: it is what the bots read.
+func (g *Globals) statusCluster(w io.Writer, asJSON bool, r status.Report) error {
+	cr, err := g.readClusterStatus(context.Background())
+	if err != nil {
+		return clusterUnknown(w, asJSON, err)
+	}
+	cr.judge(&r)
+	if asJSON {
+		if err := cr.writeJSON(w, r); err != nil {
+			return err
+		}
+	} else if err := r.WriteText(w); err != nil {
+		return err
+	} else if err := cr.writeText(w); err != nil {
+		return err
+	}
+	if code := r.ExitCode(); code != 0 {
+		return exitCode(code)
+	}
+	return nil
 }

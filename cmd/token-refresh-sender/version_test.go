@@ -123,19 +123,37 @@ func TestVersion_GoreleaserLdflags(t *testing.T) {
 	}
 	var cfg struct {
 		Builds []struct {
+			ID      string   `yaml:"id"`
 			Main    string   `yaml:"main"`
+			Binary  string   `yaml:"binary"`
+			Tags    []string `yaml:"tags"`
 			Ldflags []string `yaml:"ldflags"`
 		} `yaml:"builds"`
 	}
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
 		t.Fatalf(".goreleaser.yaml: %v", err)
 	}
-	if len(cfg.Builds) != 1 || cfg.Builds[0].Main != "./cmd/token-refresh-sender" {
-		t.Fatalf(".goreleaser.yaml: want one build of ./cmd/token-refresh-sender, got %+v", cfg.Builds)
+	// Two builds of one program: the default binary and the cluster build
+	// it hands --etcd-endpoints to (clusterexec.go).
+	wantBuilds := map[string]string{"token-refresh-sender": "", "token-refresh-sender-cluster": "cluster"}
+	if len(cfg.Builds) != len(wantBuilds) {
+		t.Fatalf(".goreleaser.yaml: want the builds %v, got %+v", wantBuilds, cfg.Builds)
 	}
+	for _, b := range cfg.Builds {
+		tags, ok := wantBuilds[b.Binary]
+		if !ok || b.Main != "./cmd/token-refresh-sender" || strings.Join(b.Tags, ",") != tags {
+			t.Fatalf(".goreleaser.yaml: build %+v; want binary token-refresh-sender (no tags) and token-refresh-sender-cluster (tags [cluster]), both of ./cmd/token-refresh-sender", b)
+		}
+		t.Run(b.Binary, func(t *testing.T) { checkStampedVersion(t, b.Ldflags, b.Tags) })
+	}
+}
+
+// checkStampedVersion links the program with ldflags (GoReleaser's
+// template fields filled in) and tags, and checks what version prints.
+func checkStampedVersion(t *testing.T, ldflagsTmpl, tags []string) {
 	fields := map[string]string{"Version": "1.2.3", "ShortCommit": "abc1234", "Date": "2026-12-02T10:00:00Z"}
 	tmpl := regexp.MustCompile(`{{\s*\.(\w+)\s*}}`)
-	ldflags := tmpl.ReplaceAllStringFunc(strings.Join(cfg.Builds[0].Ldflags, " "), func(m string) string {
+	ldflags := tmpl.ReplaceAllStringFunc(strings.Join(ldflagsTmpl, " "), func(m string) string {
 		name := tmpl.FindStringSubmatch(m)[1]
 		v, ok := fields[name]
 		if !ok {
@@ -147,8 +165,12 @@ func TestVersion_GoreleaserLdflags(t *testing.T) {
 		t.Fatalf(".goreleaser.yaml ldflags %q do not stamp main.version", ldflags)
 	}
 	bin := filepath.Join(t.TempDir(), "token-refresh-sender")
-	if out, err := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build -ldflags %q: %v\n%s", ldflags, err, out)
+	args := []string{"build", "-trimpath", "-ldflags", ldflags, "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go %v: %v\n%s", args, err, out)
 	}
 	out, err := exec.Command(bin, "version").Output()
 	if err != nil {

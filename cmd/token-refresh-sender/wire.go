@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/alert"
-	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/config"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/delivery"
@@ -84,12 +83,9 @@ type Main struct {
 	// this daemon's pid while it runs and is removed on a clean stop.
 	Store   *tokenfile.Store
 	PIDFile string
-	// Daemon is the refresh loop (nil in cluster mode, where Node runs
-	// one each time this instance leads).
+	// Daemon is the refresh loop (nil in cluster mode, where the cluster
+	// node runs one each time this instance leads).
 	Daemon *daemon.Daemon
-	// Cluster and Node are set in cluster mode (--etcd-endpoints) only.
-	Cluster *cluster.Cluster
-	Node    *cluster.Node
 
 	closers []func() error
 }
@@ -134,9 +130,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if g.clusterOn() {
-		// The cluster flags, before anything starts (the prefix's
-		// default, from the app key, is filled in later).
-		if _, err := g.clusterConfig("", os.Getenv); err != nil {
+		if err := g.checkCluster(); err != nil {
 			return err
 		}
 	}
@@ -209,9 +203,6 @@ func (m *Main) Run(ctx context.Context) error {
 	// 7b. Cluster mode: the etcd record replaces the token file as the
 	// refresh loop's store; every instance delivers each new record.
 	if g.clusterOn() {
-		if err := m.openCluster(log); err != nil {
-			return err
-		}
 		return m.runCluster(ctx, obs, refreshNow)
 	}
 

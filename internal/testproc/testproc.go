@@ -35,12 +35,14 @@ func ShortDir(tb testing.TB) string {
 	return dir
 }
 
-// Build compiles the Go package pkg (an import path or ./dir) into dir and
-// returns the binary's path. It is meant for TestMain, so it returns an
-// error instead of failing a test.
-func Build(dir, pkg, name string) (string, error) {
+// Build compiles the Go package pkg (an import path or ./dir) into dir,
+// named name, with any extra go build flags (such as "-tags", "cluster"),
+// and returns the binary's path. It is meant for TestMain, so it returns
+// an error instead of failing a test.
+func Build(dir, pkg, name string, flags ...string) (string, error) {
 	bin := dir + "/" + name
-	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
