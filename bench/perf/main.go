@@ -77,15 +77,16 @@ func main() {
 
 // result is what one server's measurements came to.
 type result struct {
-	server    string
-	startups  []time.Duration
-	idle      idleCount
-	rssFirst  int // kB
-	rssAfter  int // kB
-	hwmFirst  int // kB
-	hwmAfter  int // kB
-	cycles    int
-	cyclesDur time.Duration
+	server      string
+	startups    []time.Duration
+	idle        idleCount
+	rssFirst    int // kB
+	rssAfter    int // kB, -settle after the last forced cycle
+	rssAfterNow int // kB, as the last forced cycle ended
+	hwmFirst    int // kB
+	hwmAfter    int // kB
+	cycles      int
+	cyclesDur   time.Duration
 }
 
 func run(o options) error {
@@ -104,7 +105,9 @@ func run(o options) error {
 	defer os.RemoveAll(dir)
 	if o.binary == "" {
 		o.binary = filepath.Join(dir, "token-refresh-sender")
-		build := exec.Command("go", "build", "-o", o.binary, "./cmd/token-refresh-sender")
+		// As the release is built (.goreleaser.yaml): static, no cgo.
+		build := exec.Command("go", "build", "-trimpath", "-o", o.binary, "./cmd/token-refresh-sender")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("build: %v\n%s", err, out)
 		}
@@ -204,10 +207,14 @@ func measure(o options, dir string) ([]result, error) {
 			}
 		}
 		r.cycles, r.cyclesDur = o.cycles, time.Since(began)
+		if r.rssAfterNow, _, err = d.memory(); err != nil {
+			return nil, err
+		}
+		time.Sleep(o.settle)
 		if r.rssAfter, r.hwmAfter, err = d.memory(); err != nil {
 			return nil, err
 		}
-		fmt.Printf("%s: after %d forced cycles RssAnon %d kB, VmHWM %d kB\n", r.server, o.cycles, r.rssAfter, r.hwmAfter)
+		fmt.Printf("%s: after %d forced cycles RssAnon %d kB (%d kB as the last one ended), VmHWM %d kB\n", r.server, o.cycles, r.rssAfter, r.rssAfterNow, r.hwmAfter)
 	}
 	return results, nil
 }

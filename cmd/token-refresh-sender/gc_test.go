@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -39,6 +40,25 @@ func TestIdleGC(t *testing.T) {
 				t.Errorf("GC percent %d, memory limit %d; want %d, %d", percent, limit, tc.wantPercent, tc.wantLimit)
 			}
 		})
+	}
+}
+
+// TestTuneRuntime: one processor and no heap profiling, unless
+// GOMAXPROCS is in the environment (then only the profiling is off).
+func TestTuneRuntime(t *testing.T) {
+	procs, rate := runtime.GOMAXPROCS(0), runtime.MemProfileRate
+	defer func() { runtime.GOMAXPROCS(procs); runtime.MemProfileRate = rate }()
+	for _, tc := range []struct {
+		env       string
+		wantProcs int
+	}{{"", 1}, {"3", 3}} {
+		runtime.GOMAXPROCS(3)
+		runtime.MemProfileRate = 512 << 10
+		t.Setenv("GOMAXPROCS", tc.env)
+		tuneRuntime()
+		if got := runtime.GOMAXPROCS(0); got != tc.wantProcs || runtime.MemProfileRate != 0 {
+			t.Errorf("GOMAXPROCS=%q: %d processors, MemProfileRate %d; want %d, 0", tc.env, got, runtime.MemProfileRate, tc.wantProcs)
+		}
 	}
 }
 

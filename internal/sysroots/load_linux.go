@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -56,7 +57,7 @@ func load(s source) (*x509.CertPool, error) {
 			firstErr = err
 		}
 	}
-	bundled := map[[sha256.Size224]byte]bool{}
+	var bundle bundleIndex
 	bundlePath := "" // the bundle is often in a directory too
 	for _, f := range s.bundles {
 		data, err := os.ReadFile(f)
@@ -66,12 +67,10 @@ func load(s source) (*x509.CertPool, error) {
 		}
 		found = pool.AppendCertsFromPEM(data) || found
 		bundlePath = f
-		for _, der := range certBlocks(data) {
-			bundled[sha256.Sum224(der)] = true
-		}
+		bundle = indexBundle(data)
 		break
 	}
-	var buf bytes.Buffer // one buffer for every file
+	var buf []byte // one buffer for every file
 	for _, dir := range s.dirs {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -86,13 +85,13 @@ func load(s source) (*x509.CertPool, error) {
 			if path == bundlePath {
 				continue // the bundle itself
 			}
-			if err := readInto(&buf, path); err != nil {
+			if buf, err = readInto(buf, path); err != nil {
 				continue // as crypto/x509: an unreadable entry (a subdirectory) adds nothing
 			}
-			if allBundled(certBlocks(buf.Bytes()), bundled) {
+			if bundle.holds(buf) {
 				continue // parsed already, or holds no certificate
 			}
-			found = pool.AppendCertsFromPEM(buf.Bytes()) || found
+			found = pool.AppendCertsFromPEM(buf) || found
 		}
 	}
 	if !found {
@@ -115,21 +114,66 @@ func certBlocks(data []byte) [][]byte {
 		if block == nil {
 			return ders
 		}
-		if block.Type == "CERTIFICATE" && len(block.Headers) == 0 {
+		if isCertBlock(block) {
 			ders = append(ders, block.Bytes)
 		}
 	}
 }
 
-// allBundled reports whether every DER in ders was in the bundle: the
-// pool then has each (or rejected the same bytes already).
-func allBundled(ders [][]byte, bundled map[[sha256.Size224]byte]bool) bool {
-	for _, der := range ders {
-		if !bundled[sha256.Sum224(der)] {
+// bundleIndex is what the bundle held, to recognise a directory file whose
+// certificates all came in it: the SHA-224 of each certificate's DER, and
+// of the exact text of each PEM block (from its "-----BEGIN" to the end of
+// its "-----END" line). On Debian every file of /etc/ssl/certs is a
+// byte-for-byte copy of one block of the bundle, recognised by its text
+// without decoding it.
+type bundleIndex struct {
+	der, text map[[sha256.Size224]byte]bool
+}
+
+// indexBundle indexes the PEM blocks of data.
+func indexBundle(data []byte) bundleIndex {
+	idx := bundleIndex{der: map[[sha256.Size224]byte]bool{}, text: map[[sha256.Size224]byte]bool{}}
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return idx
+		}
+		// What Decode consumed ends with this block; the block's text
+		// starts at the last BEGIN line in it (a base64 body or a header
+		// never holds "-----BEGIN").
+		consumed := data[:len(data)-len(rest)]
+		if i := bytes.LastIndex(consumed, pemBegin); i >= 0 {
+			idx.text[sha256.Sum224(bytes.TrimSpace(consumed[i:]))] = true
+		}
+		if isCertBlock(block) {
+			idx.der[sha256.Sum224(block.Bytes)] = true
+		}
+		data = rest
+	}
+}
+
+var pemBegin = []byte("-----BEGIN")
+
+// holds reports whether every certificate AppendCertsFromPEM would take
+// from data came in the bundle, so the pool has it (or rejected the same
+// bytes already). A file that is one of the bundle's blocks, byte for
+// byte, decodes to that very block; any other file is decoded and its
+// certificates compared by DER.
+func (idx bundleIndex) holds(data []byte) bool {
+	if idx.text[sha256.Sum224(bytes.TrimSpace(data))] {
+		return true
+	}
+	for _, der := range certBlocks(data) {
+		if !idx.der[sha256.Sum224(der)] {
 			return false
 		}
 	}
 	return true
+}
+
+// isCertBlock reports whether AppendCertsFromPEM would parse block.
+func isCertBlock(block *pem.Block) bool {
+	return block.Type == "CERTIFICATE" && len(block.Headers) == 0
 }
 
 // sameDirSymlink reports whether e is a symlink to a file of the same
@@ -142,14 +186,35 @@ func sameDirSymlink(dir string, e fs.DirEntry) bool {
 	return err == nil && !strings.Contains(target, "/")
 }
 
-// readInto replaces buf's content with the file at path.
-func readInto(buf *bytes.Buffer, path string) error {
+// readInto reads the file at path into buf, reusing its memory, and
+// returns it.
+func readInto(buf []byte, path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return buf[:0], err
 	}
 	defer f.Close()
-	buf.Reset()
-	_, err = buf.ReadFrom(f)
-	return err
+	st, err := f.Stat()
+	if err != nil {
+		return buf[:0], err
+	}
+	// One byte more than the size, so a file that is as long as it says
+	// is read in one call and io.EOF seen in the next.
+	if want := int(st.Size()) + 1; cap(buf) < want {
+		buf = make([]byte, 0, want)
+	}
+	buf = buf[:0]
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf[:0], err
+		}
+		if len(buf) == cap(buf) { // the file grew
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
 }

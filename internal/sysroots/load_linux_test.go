@@ -3,6 +3,7 @@
 package sysroots
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -257,5 +258,86 @@ func TestSameDirSymlink(t *testing.T) {
 		if got, want := sameDirSymlink(dir, e), e.Name() == "hash.0"; got != want {
 			t.Errorf("sameDirSymlink(%s) = %v, want %v", e.Name(), got, want)
 		}
+	}
+}
+
+// A directory file that is one of the bundle's blocks byte for byte is
+// recognised by its text alone (no decoding); anything else needs the DER
+// comparison.
+func TestBundleIndex_textOfEachBlock(t *testing.T) {
+	_, a := mustCA(t, "A")
+	_, b := mustCA(t, "B")
+	_, c := mustCA(t, "C")
+	// Junk, a broken block and a non-certificate block around them: the
+	// text of each decoded block starts at its own BEGIN line.
+	bundle := bytes.Join([][]byte{[]byte("# Mozilla roots\n"), a, []byte("-----BEGIN CERTIFICATE-----\nnot base64!\n"), b,
+		pem.EncodeToMemory(&pem.Block{Type: "TRUSTED CERTIFICATE", Bytes: []byte{1, 2, 3}})}, nil)
+	idx := indexBundle(bundle)
+	if len(idx.der) != 2 || len(idx.text) != 3 {
+		t.Fatalf("indexed %d certificates and %d blocks, want 2 and 3", len(idx.der), len(idx.text))
+	}
+	byText := bundleIndex{text: idx.text} // no DER: only the text can match
+	for _, tc := range []struct {
+		name string
+		file []byte
+		want bool
+	}{
+		{"a copy of the first block", a, true},
+		{"a copy of a block after a broken one", b, true},
+		{"a copy with other line ends around it", append(append([]byte("\n\n"), b...), "\r\n"...), true},
+		{"a copy of the non-certificate block", pem.EncodeToMemory(&pem.Block{Type: "TRUSTED CERTIFICATE", Bytes: []byte{1, 2, 3}}), true},
+		{"a bundled certificate with a comment", append([]byte("# note\n"), a...), false},
+		{"a certificate not in the bundle", c, false},
+	} {
+		if got := byText.holds(tc.file); got != tc.want {
+			t.Errorf("%s: held by text %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !idx.holds(append([]byte("# note\n"), a...)) || idx.holds(c) {
+		t.Error("by DER: a bundled certificate with a comment is held, one not in the bundle is not")
+	}
+}
+
+// readInto reads whole files of any size into one reused buffer.
+func TestReadInto(t *testing.T) {
+	dir := t.TempDir()
+	var buf []byte
+	for _, size := range []int{0, 1, 700, 5000, 3} {
+		data := bytes.Repeat([]byte{'x'}, size)
+		path := filepath.Join(dir, "f")
+		mustWrite(t, path, data)
+		var err error
+		if buf, err = readInto(buf, path); err != nil || !bytes.Equal(buf, data) {
+			t.Fatalf("size %d: read %d bytes, err %v", size, len(buf), err)
+		}
+	}
+	// One allocation, of the file's size and one byte to see io.EOF; a
+	// smaller file later reuses it.
+	big := filepath.Join(dir, "big")
+	mustWrite(t, big, bytes.Repeat([]byte{'y'}, 5000))
+	first, err := readInto(nil, big)
+	if err != nil || len(first) != 5000 || cap(first) != 5001 {
+		t.Fatalf("5000-byte file into no buffer: len %d cap %d, err %v; want 5000, 5001", len(first), cap(first), err)
+	}
+	mustWrite(t, filepath.Join(dir, "small"), []byte("abc"))
+	if again, err := readInto(first, filepath.Join(dir, "small")); err != nil || string(again) != "abc" || &again[:1][0] != &first[:1][0] {
+		t.Errorf("a smaller file did not reuse the buffer (err %v)", err)
+	}
+	if again, err := readInto(first, big); err != nil || len(again) != 5000 || &again[:1][0] != &first[:1][0] {
+		t.Errorf("the same file again did not reuse the buffer (err %v)", err)
+	}
+	// A file longer than its stat size (procfs says 0) is read whole.
+	want, err := os.ReadFile("/proc/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readInto(nil, "/proc/version"); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("/proc/version: read %q, err %v; want %q", got, err, want)
+	}
+	if _, err := readInto(buf, dir); err == nil {
+		t.Error("reading a directory: want an error")
+	}
+	if got, err := readInto(buf, filepath.Join(dir, "missing")); err == nil || len(got) != 0 {
+		t.Errorf("missing file: %d bytes, err %v; want none and an error", len(got), err)
 	}
 }
