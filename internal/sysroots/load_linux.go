@@ -46,35 +46,66 @@ func sources() source {
 	return s
 }
 
-// load builds the pool from s. It returns nil (and the first error other
-// than a missing file) when it found no certificate, like crypto/x509.
+// load builds the pool from s: the bundle, then the directories. It
+// returns nil (and the first error other than a missing file) when it
+// found no certificate, like crypto/x509.
 func load(s source) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	found := false
-	var firstErr error
-	note := func(err error) {
-		if firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
-			firstErr = err
-		}
+	return loadBundle(s).withDirectories(s)
+}
+
+// bundleStage is the first bundle of a source that could be read, parsed.
+type bundleStage struct {
+	pool     *x509.CertPool // nil: no bundle could be read
+	found    bool           // it held at least one certificate
+	path     string
+	index    bundleIndex
+	firstErr error // the first failure other than a missing file
+}
+
+func (b *bundleStage) note(err error) {
+	if b.firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
+		b.firstErr = err
 	}
-	var bundle bundleIndex
-	bundlePath := "" // the bundle is often in a directory too
+}
+
+// loadBundle reads and parses the first readable bundle of s.
+func loadBundle(s source) bundleStage {
+	var b bundleStage
 	for _, f := range s.bundles {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			note(err)
+			b.note(err)
 			continue
 		}
-		found = pool.AppendCertsFromPEM(data) || found
-		bundlePath = f
-		bundle = indexBundle(data)
+		b.pool = x509.NewCertPool()
+		b.found = b.pool.AppendCertsFromPEM(data)
+		b.path = f
+		b.index = indexBundle(data)
 		break
+	}
+	return b
+}
+
+// bundleOnly is the bundle's pool, or nil when it has no certificate.
+func (b bundleStage) bundleOnly() *x509.CertPool {
+	if !b.found {
+		return nil
+	}
+	return b.pool
+}
+
+// withDirectories returns a new pool: the bundle's certificates and those
+// of the directories of s that the bundle did not hold.
+func (b bundleStage) withDirectories(s source) (*x509.CertPool, error) {
+	pool, found := x509.NewCertPool(), b.found
+	if b.pool != nil {
+		pool = b.pool.Clone()
 	}
 	var buf []byte // one buffer for every file
 	for _, dir := range s.dirs {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			note(err)
+			b.note(err)
 			continue
 		}
 		for _, e := range entries {
@@ -82,30 +113,27 @@ func load(s source) (*x509.CertPool, error) {
 				continue // the file it names is read under its own name
 			}
 			path := filepath.Join(dir, e.Name())
-			if path == bundlePath {
+			if path == b.path {
 				continue // the bundle itself
 			}
 			if buf, err = readInto(buf, path); err != nil {
 				continue // as crypto/x509: an unreadable entry (a subdirectory) adds nothing
 			}
-			if bundle.holds(buf) {
+			if b.index.holds(buf) {
 				continue // parsed already, or holds no certificate
 			}
 			found = pool.AppendCertsFromPEM(buf) || found
 		}
 	}
 	if !found {
-		if firstErr != nil {
-			return nil, firstErr
-		}
-		return nil, nil
+		return nil, b.firstErr
 	}
 	return pool, nil
 }
 
 // certBlocks returns the DER of every block of data that
-// x509.CertPool.AppendCertsFromPEM would try to parse: type CERTIFICATE,
-// no headers. Decoding PEM is cheap; parsing a certificate is not.
+// x509.CertPool.AppendCertsFromPEM would try to parse. Decoding PEM is
+// cheap; parsing a certificate is not.
 func certBlocks(data []byte) [][]byte {
 	var ders [][]byte
 	for {

@@ -341,3 +341,63 @@ func TestReadInto(t *testing.T) {
 		t.Errorf("missing file: %d bytes, err %v; want none and an error", len(got), err)
 	}
 }
+
+// The two stages: the bundle's pool alone, then a new pool with the
+// directories' certificates added; the bundle's pool is left as it was.
+func TestLoadBundle_thenDirectories(t *testing.T) {
+	var certs []*x509.Certificate
+	var pems [][]byte
+	for _, name := range []string{"bundled A", "bundled B", "only in the directory"} {
+		c, p := mustCA(t, name)
+		certs, pems = append(certs, c), append(pems, p)
+	}
+	src := fixture(t, pems, 2, map[string][]byte{"local.pem": pems[2]})
+	b := loadBundle(src)
+	if !b.bundleOnly().Equal(poolOf(certs[:2]...)) {
+		t.Fatal("the bundle stage does not hold exactly the bundle's certificates")
+	}
+	all, err := b.withDirectories(src)
+	if err != nil || !all.Equal(poolOf(certs...)) {
+		t.Fatalf("bundle and directories: err %v, or not exactly every certificate", err)
+	}
+	if !b.bundleOnly().Equal(poolOf(certs[:2]...)) {
+		t.Error("adding the directories changed the bundle's pool")
+	}
+	want, err := load(src)
+	if err != nil || !all.Equal(want) {
+		t.Error("the two stages together differ from load")
+	}
+
+	// No bundle: nothing for the first stage; the directories alone.
+	noBundle := source{bundles: []string{filepath.Join(t.TempDir(), "missing.crt")}, dirs: src.dirs}
+	b = loadBundle(noBundle)
+	if b.bundleOnly() != nil {
+		t.Error("no bundle: want no first-stage pool")
+	}
+	if all, err := b.withDirectories(noBundle); err != nil || !all.Equal(poolOf(certs...)) {
+		t.Errorf("no bundle: the directories' pool is wrong (err %v)", err)
+	}
+	// A bundle without a certificate gives no first stage either.
+	empty := filepath.Join(t.TempDir(), "empty.crt")
+	mustWrite(t, empty, []byte("# nothing\n"))
+	if loadBundle(source{bundles: []string{empty}}).bundleOnly() != nil {
+		t.Error("a bundle without certificates: want no first-stage pool")
+	}
+}
+
+func TestStaged_thisSystem(t *testing.T) {
+	want, err := x509.SystemCertPool()
+	if err != nil {
+		t.Skipf("crypto/x509 finds no system roots here: %v", err)
+	}
+	bundle, all := Staged()
+	if got := all(); got == nil || !got.Equal(want) {
+		t.Error("Staged's full pool differs from crypto/x509's system pool")
+	}
+	if all() != all() {
+		t.Error("the full pool is built more than once")
+	}
+	if bundle == nil {
+		t.Skip("no CA bundle on this system")
+	}
+}
