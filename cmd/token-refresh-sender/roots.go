@@ -12,10 +12,10 @@ import (
 
 // withSystemRoots makes hc, a schwab.NewHTTPClient(nil), trust the system
 // roots as sysroots loads them: each certificate parsed once (not two or
-// three times as crypto/x509 does on Debian), at the first request (so
-// commands that never call Schwab do not pay for them), and in two stages
-// (see stagedRoots). Where sysroots defers to the platform (not Linux,
-// nothing found) hc keeps crypto/x509's own roots.
+// three times as crypto/x509 does on Debian), in two stages (see
+// stagedRoots), and for each request anew (see rootsPerRequest). Where
+// sysroots defers to the platform (not Linux, nothing found) hc keeps
+// crypto/x509's own roots.
 func withSystemRoots(hc *http.Client) *http.Client {
 	if t, ok := hc.Transport.(*http.Transport); ok {
 		hc.Transport = &stagedRoots{base: t, load: sysroots.Staged}
@@ -27,71 +27,62 @@ func withSystemRoots(hc *http.Client) *http.Client {
 // the bundle plus the certificate directories when that is not enough.
 // The bundle trusts a subset of what the whole trusts, and a request that
 // fails to verify the server's certificate against the bundle is sent
-// again (at most once, and only when its body can be rewound) against the
-// whole: the trust decision is the whole's, but the directories (on
-// Debian 146 files repeating the bundle, about half the roots' loading
-// time) are read only when a server needs them.
+// again (once, and only when its body can be rewound) against the whole,
+// which every later request then uses: the trust decision is the
+// whole's, but the directories (on Debian 146 files repeating the bundle,
+// about half the roots' loading time) are read only when a server needs
+// them.
+//
+// The roots are loaded for each request and dropped after it: the daemon
+// makes one request every 25 minutes, with a new connection each time
+// (no keep-alive), and about 4 ms of parsing then is cheaper than holding
+// the pool, and the heap it fragments, in memory for 25 minutes (about
+// 0.X MB of private memory, bench/perf). It also means an updated CA bundle
+// is used without a restart.
 type stagedRoots struct {
 	base *http.Transport
 	load func() (bundle *x509.CertPool, all func() *x509.CertPool)
 
-	once sync.Once
-	all  func() *x509.CertPool
-
 	mu      sync.Mutex
-	current *http.Transport // base's copy with the roots in force
-	widened bool            // current trusts the whole
+	preload func() (*x509.CertPool, func() *x509.CertPool) // loading for the next request
+	widened bool                                           // the bundle was not enough once: the whole from now on
 }
 
-// RoundTrip loads the first stage once, then sends req; see stagedRoots.
+// RoundTrip sends req trusting the bundle, or the whole; see stagedRoots.
 func (r *stagedRoots) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.once.Do(r.setRoots)
-	t, widened := r.transport()
-	resp, err := t.RoundTrip(req)
+	bundle, all := r.roots()
+	r.mu.Lock()
+	wide := r.widened || bundle == nil
+	r.mu.Unlock()
+	if wide {
+		return withRoots(r.base, all()).RoundTrip(req)
+	}
+	resp, err := withRoots(r.base, bundle).RoundTrip(req)
 	var verr *tls.CertificateVerificationError
-	if err == nil || widened || !errors.As(err, &verr) {
+	if err == nil || !errors.As(err, &verr) {
 		return resp, err
 	}
+	r.mu.Lock()
+	r.widened = true
+	r.mu.Unlock()
 	// The handshake failed: nothing of req was sent.
 	retry, ok := rewound(req)
-	wide := r.widen()
 	if !ok {
 		return resp, err
 	}
-	return wide.RoundTrip(retry)
+	return withRoots(r.base, all()).RoundTrip(retry)
 }
 
-// setRoots loads the bundle; without one, the whole is used at once.
-func (r *stagedRoots) setRoots() {
-	bundle, all := r.load()
-	r.all = all
-	if bundle == nil {
-		r.widen()
-		return
+// roots are the stages for one request: the preloaded ones, or loaded now.
+func (r *stagedRoots) roots() (*x509.CertPool, func() *x509.CertPool) {
+	r.mu.Lock()
+	pre := r.preload
+	r.preload = nil
+	r.mu.Unlock()
+	if pre != nil {
+		return pre() // waits for the preload to finish
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.current = withRoots(r.base, bundle)
-}
-
-// widen makes the whole the roots in force, once, and returns the
-// transport that trusts it.
-func (r *stagedRoots) widen() *http.Transport {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.widened {
-		if r.current != nil {
-			r.current.CloseIdleConnections()
-		}
-		r.current, r.widened = withRoots(r.base, r.all()), true
-	}
-	return r.current
-}
-
-func (r *stagedRoots) transport() (*http.Transport, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.current, r.widened
+	return r.load()
 }
 
 // withRoots is a copy of t trusting pool (nil: t's own RootCAs, which for
@@ -125,20 +116,18 @@ func rewound(req *http.Request) (*http.Request, bool) {
 	return retry, true
 }
 
-// preloadRoots starts loading hc's first stage of roots in the
+// preloadRoots starts loading the roots of hc's next request in the
 // background, if withSystemRoots set it up: the daemon reads its files
-// meanwhile, and the first request then finds them ready (or waits for
+// meanwhile, and its first request then finds them ready (or waits for
 // the rest).
 func preloadRoots(hc *http.Client) {
-	if r, ok := hc.Transport.(*stagedRoots); ok {
-		go r.once.Do(r.setRoots)
+	r, ok := hc.Transport.(*stagedRoots)
+	if !ok {
+		return
 	}
-}
-
-// CloseIdleConnections lets http.Client.CloseIdleConnections reach the
-// transport in force.
-func (r *stagedRoots) CloseIdleConnections() {
-	if t, _ := r.transport(); t != nil {
-		t.CloseIdleConnections()
-	}
+	pre := sync.OnceValues(r.load)
+	r.mu.Lock()
+	r.preload = pre
+	r.mu.Unlock()
+	go pre()
 }

@@ -40,9 +40,10 @@ func stagedClient(bundle, all *x509.CertPool, bundleLoads, allLoads *int) (*http
 	return hc, r
 }
 
-// The bundle is loaded once, at the first request; the whole only when
-// the bundle does not verify the server, and then the request is sent
-// again, body included; the whole's decision is final.
+// The roots are loaded for each request, none before the first; the
+// whole only when the bundle does not verify the server, and then the
+// request is sent again, body included, and later requests use the whole
+// at once; the whole's decision is final.
 func TestStagedRoots(t *testing.T) {
 	srv, trusting, got := rootsServer(t)
 	for _, tc := range []struct {
@@ -52,10 +53,10 @@ func TestStagedRoots(t *testing.T) {
 		wantAllLoads int
 	}{
 		{"the bundle verifies: the directories are never read", trusting, x509.NewCertPool(), true, 0},
-		{"only the whole verifies: sent again, body and all", x509.NewCertPool(), trusting, true, 1},
-		{"no bundle: the whole at once", nil, trusting, true, 1},
-		{"neither verifies: the whole's refusal", x509.NewCertPool(), x509.NewCertPool(), false, 1},
-		{"nothing found: crypto/x509's roots, which do not trust the server", nil, nil, false, 1},
+		{"only the whole verifies: sent again, body and all", x509.NewCertPool(), trusting, true, 3},
+		{"no bundle: the whole at once", nil, trusting, true, 3},
+		{"neither verifies: the whole's refusal", x509.NewCertPool(), x509.NewCertPool(), false, 3},
+		{"nothing found: crypto/x509's roots, which do not trust the server", nil, nil, false, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bundleLoads, allLoads := 0, 0
@@ -78,8 +79,8 @@ func TestStagedRoots(t *testing.T) {
 					t.Fatalf("request %d: the server received %q, want %q", i, got.Load(), body)
 				}
 			}
-			if bundleLoads != 1 || allLoads != tc.wantAllLoads {
-				t.Errorf("bundle loaded %d times, whole %d; want 1 and %d", bundleLoads, allLoads, tc.wantAllLoads)
+			if bundleLoads != 3 || allLoads != tc.wantAllLoads {
+				t.Errorf("roots loaded %d times, the whole %d; want 3 and %d", bundleLoads, allLoads, tc.wantAllLoads)
 			}
 		})
 	}
@@ -97,8 +98,8 @@ func TestStagedRoots_otherErrorsKeepTheBundle(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("a closed server answered")
 	}
-	if _, widened := r.transport(); widened || allLoads != 0 {
-		t.Errorf("widened %v, whole loaded %d times; want neither", widened, allLoads)
+	if r.widened || allLoads != 0 {
+		t.Errorf("widened %v, whole loaded %d times; want neither", r.widened, allLoads)
 	}
 }
 
@@ -123,7 +124,7 @@ func TestStagedRoots_bodyWithoutGetBody(t *testing.T) {
 	}
 	resp.Body.Close()
 	if got.Load() != "twice" || allLoads != 1 {
-		t.Errorf("server got %q, whole loaded %d times; want \"twice\" and 1", got.Load(), allLoads)
+		t.Errorf("server got %q, whole loaded %d times; want \"twice\" and 1 (the next request only)", got.Load(), allLoads)
 	}
 }
 
@@ -134,24 +135,27 @@ func TestWithSystemRoots_wrapsTheTransport(t *testing.T) {
 	}
 }
 
-// TestPreloadRoots: a preload and the first request share one load.
+// TestPreloadRoots: the first request uses the preloaded roots; the next
+// one loads its own.
 func TestPreloadRoots(t *testing.T) {
 	srv, trusting, _ := rootsServer(t)
 	hc := schwab.NewHTTPClient(nil)
-	loaded := make(chan struct{}, 2)
+	loaded := make(chan struct{}, 3)
 	hc.Transport = &stagedRoots{base: hc.Transport.(*http.Transport), load: func() (*x509.CertPool, func() *x509.CertPool) {
 		loaded <- struct{}{}
 		return trusting, func() *x509.CertPool { return nil }
 	}}
 	preloadRoots(hc)
 	<-loaded
-	resp, err := hc.Get(srv.URL)
-	if err != nil {
-		t.Fatalf("request after the preload: %v", err)
-	}
-	resp.Body.Close()
-	if len(loaded) != 0 {
-		t.Error("the request loaded the roots again")
+	for i := range 2 {
+		resp, err := hc.Get(srv.URL)
+		if err != nil {
+			t.Fatalf("request %d after the preload: %v", i, err)
+		}
+		resp.Body.Close()
+		if want := i; len(loaded) != want {
+			t.Errorf("after request %d: %d more loads, want %d", i, len(loaded), want)
+		}
 	}
 	preloadRoots(&http.Client{}) // not set up by withSystemRoots: nothing to do
 }
