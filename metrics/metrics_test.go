@@ -102,6 +102,8 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 		{Kind: tokensender.EventRecovered, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Failures: 2, Duration: 1500 * time.Millisecond},
 		{Kind: tokensender.EventRefreshed, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Duration: 1500 * time.Millisecond,
 			Next: refreshedAt.Add(25 * time.Minute)},
+		// Only a refresh is a success: the last one stays refreshedAt.
+		{Kind: tokensender.EventStopping, At: refreshedAt.Add(time.Minute), Token: tok, RefreshTokenIssuedAt: login},
 	}
 	for _, ev := range events {
 		m.Observe(ev)
