@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,14 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/delivery"
@@ -41,77 +39,54 @@ func heldToken(exp, issued time.Time) tokensender.Token {
 		ExpiresIn: 1800, ExpiresAt: exp, RefreshTokenIssuedAt: issued}
 }
 
-// scrape fetches /metrics over real HTTP and parses it.
-func scrape(tb testing.TB, url string) map[string]*dto.MetricFamily {
+// gaugeValue returns the value of the one sample of gauge name, and checks
+// its metadata.
+func gaugeValue(tb testing.TB, e *exposition, name string) float64 {
 	tb.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		tb.Fatalf("GET /metrics: %v", err)
+	if e.typ[name] != "gauge" || e.help[name] == "" {
+		tb.Errorf("%s: TYPE %q HELP %q, want a gauge with help", name, e.typ[name], e.help[name])
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		tb.Fatalf("GET /metrics: status %d", resp.StatusCode)
+	if n := len(e.series(name)); n != 1 {
+		tb.Fatalf("%s has %d series, want 1", name, n)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		tb.Fatalf("parse /metrics: %v", err)
-	}
-	return mfs
+	return e.value(tb, name)
 }
 
-// labelled returns the metric of family name whose result label is result.
-func labelled(tb testing.TB, mfs map[string]*dto.MetricFamily, name, result string) *dto.Metric {
-	tb.Helper()
-	mf, ok := mfs[name]
-	if !ok {
-		tb.Fatalf("%s missing from the scrape", name)
-	}
-	for _, m := range mf.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "result" && l.GetValue() == result {
-				return m
-			}
-		}
-	}
-	tb.Fatalf("%s{result=%q} missing from the scrape", name, result)
-	return nil
-}
-
-func gaugeValue(tb testing.TB, mfs map[string]*dto.MetricFamily, name string) float64 {
-	tb.Helper()
-	mf, ok := mfs[name]
-	if !ok {
-		tb.Fatalf("%s missing from the scrape", name)
-	}
-	if len(mf.GetMetric()) != 1 {
-		tb.Fatalf("%s has %d series, want 1", name, len(mf.GetMetric()))
-	}
-	return mf.GetMetric()[0].GetGauge().GetValue()
-}
-
-func TestMetrics_Handler_scrape(t *testing.T) {
-	m := New((&clock{t: start}).Now)
-	m.Handler() // a second handler on the same registry must not panic
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-
-	// Before any event: counters at zero, timestamps absent (unknown).
-	mfs := scrape(t, srv.URL)
-	for _, r := range []string{"success", "transient_error", "relogin_required"} {
-		if v := labelled(t, mfs, "token_sender_refresh_total", r).GetCounter().GetValue(); v != 0 {
-			t.Errorf("refresh_total{result=%q} = %v before any event, want 0", r, v)
-		}
-	}
-	for _, r := range []string{"delivered", "delivered_no_ack", "not_found", "failed", "canceled", "withheld"} {
-		labelled(t, mfs, "token_sender_delivery_total", r)
-	}
-	for _, name := range []string{
+var (
+	refreshResults  = []string{"relogin_required", "success", "transient_error"}
+	deliveryResults = []string{"canceled", "delivered", "delivered_no_ack", "failed", "not_found", "withheld"}
+	timestampNames  = []string{
 		"token_sender_access_token_expiry_timestamp_seconds",
 		"token_sender_refresh_token_expiry_timestamp_seconds",
 		"token_sender_last_refresh_success_timestamp_seconds",
-	} {
-		if _, ok := mfs[name]; ok {
+	}
+)
+
+func TestMetrics_Handler_scrape(t *testing.T) {
+	m := New((&clock{t: start}).Now)
+	m.Handler() // a second handler on the same metrics must not panic
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+
+	// Before any event: counters at zero, timestamps absent (unknown),
+	// metadata and all.
+	e := scrape(t, srv.URL)
+	if got := e.labelValues("token_sender_refresh_total", "result"); !slices.Equal(got, refreshResults) {
+		t.Errorf("refresh_total results %q before any event, want %q", got, refreshResults)
+	}
+	for _, r := range refreshResults {
+		if v := e.value(t, "token_sender_refresh_total", "result", r); v != 0 {
+			t.Errorf("refresh_total{result=%q} = %v before any event, want 0", r, v)
+		}
+	}
+	if got := e.labelValues("token_sender_delivery_total", "result"); !slices.Equal(got, deliveryResults) {
+		t.Errorf("delivery_total results %q before any event, want %q", got, deliveryResults)
+	}
+	if v := e.value(t, "token_sender_refresh_duration_seconds_count"); v != 0 {
+		t.Errorf("refresh_duration_seconds_count = %v before any event, want 0", v)
+	}
+	for _, name := range timestampNames {
+		if e.has(name) {
 			t.Errorf("%s exported before anything is known", name)
 		}
 	}
@@ -127,6 +102,8 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 		{Kind: tokensender.EventRecovered, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Failures: 2, Duration: 1500 * time.Millisecond},
 		{Kind: tokensender.EventRefreshed, At: refreshedAt, Token: tok, RefreshTokenIssuedAt: login, Duration: 1500 * time.Millisecond,
 			Next: refreshedAt.Add(25 * time.Minute)},
+		// Only a refresh is a success: the last one stays refreshedAt.
+		{Kind: tokensender.EventStopping, At: refreshedAt.Add(time.Minute), Token: tok, RefreshTokenIssuedAt: login},
 	}
 	for _, ev := range events {
 		m.Observe(ev)
@@ -136,34 +113,55 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 		m.ObserveDelivery(delivery.Result{Target: delivery.Address{Network: "unix", Addr: "/tmp/bot-" + o.String() + ".sock"}, Outcome: o})
 	}
 
-	mfs = scrape(t, srv.URL)
+	e = scrape(t, srv.URL)
+	t.Run("metadata", func(t *testing.T) {
+		for name, typ := range map[string]string{
+			"token_sender_refresh_total":            "counter",
+			"token_sender_refresh_duration_seconds": "histogram",
+			"token_sender_delivery_total":           "counter",
+			timestampNames[0]:                       "gauge",
+			timestampNames[1]:                       "gauge",
+			timestampNames[2]:                       "gauge",
+		} {
+			if e.typ[name] != typ {
+				t.Errorf("%s: TYPE %q, want %q", name, e.typ[name], typ)
+			}
+			if !strings.HasSuffix(e.help[name], ".") || strings.HasPrefix(e.help[name], name) {
+				t.Errorf("%s: HELP %q, want a sentence", name, e.help[name])
+			}
+		}
+		if got := e.help["token_sender_refresh_total"]; got != "Token refresh attempts by result (success, transient_error, relogin_required)." {
+			t.Errorf("refresh_total HELP %q", got)
+		}
+	})
 	t.Run("refresh_total", func(t *testing.T) {
 		// Recovered is followed by Refreshed: one success, not two.
 		want := map[string]float64{"success": 1, "transient_error": 1, "relogin_required": 1}
 		for r, w := range want {
-			if got := labelled(t, mfs, "token_sender_refresh_total", r).GetCounter().GetValue(); got != w {
+			if got := e.value(t, "token_sender_refresh_total", "result", r); got != w {
 				t.Errorf("refresh_total{result=%q} = %v, want %v", r, got, w)
 			}
 		}
-		if n := len(mfs["token_sender_refresh_total"].GetMetric()); n != 3 {
+		if n := len(e.series("token_sender_refresh_total")); n != 3 {
 			t.Errorf("refresh_total has %d series, want 3", n)
 		}
 	})
 	t.Run("refresh_duration_seconds", func(t *testing.T) {
-		mf := mfs["token_sender_refresh_duration_seconds"]
-		if mf.GetType() != dto.MetricType_HISTOGRAM {
-			t.Fatalf("type %v, want histogram", mf.GetType())
+		if got := e.value(t, "token_sender_refresh_duration_seconds_count"); got != 3 {
+			t.Errorf("sample count %v, want 3", got)
 		}
-		h := mf.GetMetric()[0].GetHistogram()
-		if h.GetSampleCount() != 3 {
-			t.Errorf("sample count %d, want 3", h.GetSampleCount())
+		if got := e.value(t, "token_sender_refresh_duration_seconds_sum"); math.Abs(got-2.5) > 1e-9 {
+			t.Errorf("sample sum %v, want 2.5", got)
 		}
-		if math.Abs(h.GetSampleSum()-2.5) > 1e-9 {
-			t.Errorf("sample sum %v, want 2.5", h.GetSampleSum())
+		// 0.25 s, 0.75 s and 1.5 s, cumulative, in the same buckets as
+		// before the move to VictoriaMetrics.
+		want := map[string]float64{"0.1": 0, "0.25": 1, "0.5": 1, "1": 2, "2.5": 3, "5": 3, "10": 3, "30": 3, "60": 3, "+Inf": 3}
+		if n := len(e.series("token_sender_refresh_duration_seconds_bucket")); n != len(want) {
+			t.Errorf("%d buckets, want %d", n, len(want))
 		}
-		for _, b := range h.GetBucket() {
-			if b.GetUpperBound() == 1 && b.GetCumulativeCount() != 2 {
-				t.Errorf("bucket le=1 has %d, want 2 (0.25 s and 0.75 s)", b.GetCumulativeCount())
+		for le, w := range want {
+			if got := e.value(t, "token_sender_refresh_duration_seconds_bucket", "le", le); got != w {
+				t.Errorf("bucket le=%s has %v, want %v", le, got, w)
 			}
 		}
 	})
@@ -173,7 +171,7 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 			"token_sender_refresh_token_expiry_timestamp_seconds": login.Add(7 * 24 * time.Hour),
 			"token_sender_last_refresh_success_timestamp_seconds": refreshedAt,
 		} {
-			if got := gaugeValue(t, mfs, name); got != float64(want.Unix()) {
+			if got := gaugeValue(t, e, name); got != float64(want.Unix()) {
 				t.Errorf("%s = %v, want %v (%s)", name, got, want.Unix(), want)
 			}
 		}
@@ -181,18 +179,19 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 	t.Run("delivery_total", func(t *testing.T) {
 		want := map[string]float64{"delivered": 2, "delivered_no_ack": 1, "not_found": 3, "failed": 1, "canceled": 1, "withheld": 2}
 		for r, w := range want {
-			if got := labelled(t, mfs, "token_sender_delivery_total", r).GetCounter().GetValue(); got != w {
+			if got := e.value(t, "token_sender_delivery_total", "result", r); got != w {
 				t.Errorf("delivery_total{result=%q} = %v, want %v", r, got, w)
 			}
 		}
-		if n := len(mfs["token_sender_delivery_total"].GetMetric()); n != len(want) {
+		if n := len(e.series("token_sender_delivery_total")); n != len(want) {
 			t.Errorf("delivery_total has %d series, want %d (no label per socket)", n, len(want))
 		}
 	})
 	t.Run("runtime", func(t *testing.T) {
-		for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_resident_memory_bytes"} {
-			if _, ok := mfs[name]; !ok {
-				t.Errorf("%s missing: Go and process collectors not registered", name)
+		for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "go_gc_duration_seconds_count",
+			"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_max_fds"} {
+			if len(e.series(name)) != 1 {
+				t.Errorf("%s missing: Go runtime or process metrics not written", name)
 			}
 		}
 	})
@@ -209,19 +208,97 @@ func TestMetrics_Handler_scrape(t *testing.T) {
 	})
 }
 
+// An outcome the metrics do not know yet still counts, as "unknown".
+func TestMetrics_ObserveDelivery_unknownOutcome(t *testing.T) {
+	m := New(nil)
+	m.ObserveDelivery(delivery.Result{Outcome: delivery.Outcome(42)})
+	var b bytes.Buffer
+	m.WritePrometheus(&b)
+	e := parseExposition(t, b.String())
+	if got := e.value(t, "token_sender_delivery_total", "result", "unknown"); got != 1 {
+		t.Errorf(`delivery_total{result="unknown"} = %v, want 1`, got)
+	}
+}
+
+// Each Metrics has its own metrics: two in one process (tests, or a
+// library user) do not count into each other, and none of it lands in the
+// library's global set.
+func TestMetrics_private(t *testing.T) {
+	a, b := New(nil), New(nil)
+	a.Observe(tokensender.Event{Kind: tokensender.EventRefreshed, At: start, Token: heldToken(expires, login), Duration: time.Second})
+	a.ObserveDelivery(delivery.Result{Outcome: delivery.Delivered})
+	a.NewGauge("token_sender_test_private", "Only in a.")
+	var buf bytes.Buffer
+	b.WritePrometheus(&buf)
+	e := parseExposition(t, buf.String())
+	if v := e.value(t, "token_sender_refresh_total", "result", "success"); v != 0 {
+		t.Errorf("b counts a's refresh: %v", v)
+	}
+	if v := e.value(t, "token_sender_delivery_total", "result", "delivered"); v != 0 {
+		t.Errorf("b counts a's delivery: %v", v)
+	}
+	if v := e.value(t, "token_sender_refresh_duration_seconds_count"); v != 0 {
+		t.Errorf("b counts a's duration: %v", v)
+	}
+	if e.has("token_sender_test_private") || e.has(timestampNames[0]) {
+		t.Error("b shows a's gauges")
+	}
+}
+
+func TestMetrics_NewGauge(t *testing.T) {
+	m := New(nil)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	g := m.NewGauge("token_sender_cluster_leader", "1 while this instance leads.\nA second line with a \\.")
+	e := scrape(t, srv.URL)
+	if got := gaugeValue(t, e, "token_sender_cluster_leader"); got != 0 || g.Value() != 0 {
+		t.Errorf("new gauge = %v (Value %v), want 0", got, g.Value())
+	}
+	if got := e.help["token_sender_cluster_leader"]; got != "1 while this instance leads.\nA second line with a \\." {
+		t.Errorf("HELP %q: not escaped and unescaped to the same text", got)
+	}
+	g.Set(1)
+	if got := gaugeValue(t, scrape(t, srv.URL), "token_sender_cluster_leader"); got != 1 || g.Value() != 1 {
+		t.Errorf("gauge after Set(1) = %v (Value %v), want 1", got, g.Value())
+	}
+	m.NewGauge("token_sender_cluster_available", "1 while in contact.").Set(0.5)
+	if got := gaugeValue(t, scrape(t, srv.URL), "token_sender_cluster_available"); got != 0.5 {
+		t.Errorf("second gauge = %v, want 0.5", got)
+	}
+
+	for _, name := range []string{
+		"token_sender_cluster_leader", // twice
+		"token_sender_refresh_total",  // one of New's
+		timestampNames[1],             // one of New's, even while absent
+		`token_sender_x{result="a"}`,  // labels
+		"token-sender",                // not a metric name
+		"",
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("NewGauge(%q) did not panic", name)
+				}
+			}()
+			m.NewGauge(name, "help.")
+		}()
+	}
+	parseExposition(t, func() string { var b bytes.Buffer; m.WritePrometheus(&b); return b.String() }())
+}
+
 func TestMetrics_Observe_unknownLoginTime(t *testing.T) {
 	m := New(nil)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	m.Observe(tokensender.Event{Kind: tokensender.EventStarted, At: start, Token: heldToken(expires, login), RefreshTokenIssuedAt: login})
-	if _, ok := scrape(t, srv.URL)["token_sender_refresh_token_expiry_timestamp_seconds"]; !ok {
+	if !scrape(t, srv.URL).has("token_sender_refresh_token_expiry_timestamp_seconds") {
 		t.Fatal("refresh token expiry missing while the login time is known")
 	}
 	// A token from a file without refresh_token_issued_at: the login
 	// time becomes unknown, and the old value must not linger.
 	m.Observe(tokensender.Event{Kind: tokensender.EventRefreshed, At: start, Token: heldToken(expires, time.Time{})})
-	if mf, ok := scrape(t, srv.URL)["token_sender_refresh_token_expiry_timestamp_seconds"]; ok {
-		t.Errorf("refresh token expiry exported with an unknown login time: %v", mf)
+	if e := scrape(t, srv.URL); e.has("token_sender_refresh_token_expiry_timestamp_seconds") {
+		t.Errorf("refresh token expiry exported with an unknown login time: %v", e.series("token_sender_refresh_token_expiry_timestamp_seconds"))
 	}
 }
 
@@ -424,7 +501,7 @@ func TestMetrics_ServeListener(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /healthz = %d, want 200", resp.StatusCode)
 	}
-	if len(scrape(t, url)) == 0 {
+	if len(scrape(t, url).samples) == 0 {
 		t.Error("empty scrape")
 	}
 	resp, err = http.Get(url + "/other")
