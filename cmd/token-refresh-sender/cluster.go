@@ -11,13 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/daemon"
 	"github.com/schwabtools/token-refresh-sender/login"
+	"github.com/schwabtools/token-refresh-sender/metrics"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -104,7 +103,7 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 	}
 	var gauges *clusterGauges
 	if m.Metrics != nil {
-		gauges = newClusterGauges(m.Metrics.Registry())
+		gauges = newClusterGauges(m.Metrics)
 	}
 	n := &cluster.Node{
 		Cluster: cl,
@@ -195,23 +194,18 @@ func (o *observers) clusterEvent(ev cluster.Event) {
 // clusterGauges are cluster mode's metrics (with --metrics-addr): whether
 // this instance is in contact with etcd, and whether it leads.
 type clusterGauges struct {
-	available prometheus.Gauge
-	leader    prometheus.Gauge
+	available *metrics.Gauge
+	leader    *metrics.Gauge
 }
 
-func newClusterGauges(reg prometheus.Registerer) *clusterGauges {
+func newClusterGauges(m *metrics.Metrics) *clusterGauges {
 	g := &clusterGauges{
-		available: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "token_sender_cluster_available",
-			Help: "1 while this instance is in contact with etcd; 0 after it lost it for longer than the lease (cluster_unavailable: nobody refreshes).",
-		}),
-		leader: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "token_sender_cluster_leader",
-			Help: "1 while this instance is the cluster's leader (the one that refreshes).",
-		}),
+		available: m.NewGauge("token_sender_cluster_available",
+			"1 while this instance is in contact with etcd; 0 after it lost it for longer than the lease (cluster_unavailable: nobody refreshes)."),
+		leader: m.NewGauge("token_sender_cluster_leader",
+			"1 while this instance is the cluster's leader (the one that refreshes)."),
 	}
 	g.available.Set(1)
-	reg.MustRegister(g.available, g.leader)
 	return g
 }
 

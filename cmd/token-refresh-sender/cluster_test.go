@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/alert"
 	"github.com/schwabtools/token-refresh-sender/cluster"
+	"github.com/schwabtools/token-refresh-sender/metrics"
 	"github.com/schwabtools/token-refresh-sender/systemd"
 )
 
@@ -72,22 +72,16 @@ func TestClusterBuild_observersRouteClusterEventsToTheHooks(t *testing.T) {
 
 // The cluster gauges follow contact with etcd and leadership.
 func TestClusterBuild_gauges(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	g := newClusterGauges(reg)
+	m := metrics.New(nil)
+	g := newClusterGauges(m)
 	check := func(step string, available, leader float64) {
 		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]float64{}
-		for _, mf := range mfs {
-			got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
-		}
-		want := map[string]float64{"token_sender_cluster_available": available, "token_sender_cluster_leader": leader}
-		for name, v := range want {
-			if g, ok := got[name]; !ok || g != v {
-				t.Errorf("%s: %s = %v (present %v), want %v", step, name, g, ok, v)
+		var b strings.Builder
+		m.WritePrometheus(&b)
+		for name, v := range map[string]float64{"token_sender_cluster_available": available, "token_sender_cluster_leader": leader} {
+			if want := fmt.Sprintf("\n%s %v\n", name, v); !strings.Contains(b.String(), want) ||
+				!strings.Contains(b.String(), "\n# TYPE "+name+" gauge\n") {
+				t.Errorf("%s: /metrics lacks %q with its TYPE line:\n%s", step, strings.TrimSpace(want), b.String())
 			}
 		}
 	}
