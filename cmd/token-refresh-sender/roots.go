@@ -37,8 +37,8 @@ func withSystemRoots(hc *http.Client) *http.Client {
 // makes one request every 25 minutes, with a new connection each time
 // (no keep-alive), and about 4 ms of parsing then is cheaper than holding
 // the pool, and the heap it fragments, in memory for 25 minutes (0.4 MB
-// of private memory after the first cycle, bench/perf). It also means an updated CA bundle
-// is used without a restart.
+// of private memory after the first cycle, bench/perf). It also means an
+// updated CA bundle is used without a restart.
 type stagedRoots struct {
 	base *http.Transport
 	load func() (bundle *x509.CertPool, all func() *x509.CertPool)
