@@ -33,7 +33,7 @@ type daemon struct {
 }
 
 // startDaemon starts the bot on f.socket, then the daemon.
-func startDaemon(binary string, f files) (*daemon, error) {
+func startDaemon(binary string, f files, extra []string) (*daemon, error) {
 	d := &daemon{got: make(chan time.Time, 16), logged: make(chan struct{}, 16)}
 	bot := &receiver.Receiver{Addr: f.socket, OnToken: func(receiver.Token) { d.got <- time.Now() }}
 	if err := bot.Listen(); err != nil {
@@ -44,7 +44,8 @@ func startDaemon(binary string, f files) (*daemon, error) {
 	go func() { served <- bot.Serve(ctx) }()
 	d.stopBot = func() { cancel(); <-served }
 
-	d.cmd = exec.Command(binary, "run", "--config", f.config, "--token-file", f.tokens, "--socket", f.socket, "--log-file", "")
+	args := append([]string{"run", "--config", f.config, "--token-file", f.tokens, "--socket", f.socket, "--log-file", ""}, extra...)
+	d.cmd = exec.Command(binary, args...)
 	d.cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+f.cert)
 	out, err := d.cmd.StdoutPipe()
 	if err != nil {

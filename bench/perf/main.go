@@ -26,7 +26,7 @@
 //
 // Usage:
 //
-//	go run ./bench/perf [-runs 7] [-idle 5m] [-settle 2s] [-cycles 300] [-servers fake,split,nagle] [-binary PATH]
+//	go run ./bench/perf [-runs 7] [-idle 5m] [-settle 2s] [-cycles 300] [-servers fake,split,nagle] [-binary PATH] [-tags TAGS] [-args ARGS]
 //
 // A quick run: -idle 30s -cycles 30 -runs 5 (the window used is printed).
 package main
@@ -58,6 +58,8 @@ type options struct {
 	cycles  int
 	servers []string
 	binary  string
+	tags    string
+	args    []string
 }
 
 func main() {
@@ -69,8 +71,12 @@ func main() {
 	flag.IntVar(&o.cycles, "cycles", 300, "refreshes forced with SIGUSR1 before reading RssAnon again")
 	flag.StringVar(&servers, "servers", "fake,split,nagle", "token servers to measure against: fake (fakeschwab as it is), split (headers and body in two writes, TCP_NODELAY), nagle (split with Nagle's algorithm on)")
 	flag.StringVar(&o.binary, "binary", "", "binary to measure (default: build ./cmd/token-refresh-sender)")
+	flag.StringVar(&o.tags, "tags", "", "build tags for the default build (cluster: the cluster build)")
+	var args string
+	flag.StringVar(&args, "args", "", "more arguments for run, space-separated (e.g. --etcd-endpoints http://127.0.0.1:2379 to measure cluster mode with -tags cluster)")
 	flag.Parse()
 	o.servers = strings.Split(servers, ",")
+	o.args = strings.Fields(args)
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "perf:", err)
 		os.Exit(1)
@@ -109,7 +115,7 @@ func run(o options) error {
 	if o.binary == "" {
 		o.binary = filepath.Join(dir, "token-refresh-sender")
 		// As the release is built (.goreleaser.yaml): static, no cgo.
-		build := exec.Command("go", "build", "-trimpath", "-o", o.binary, "./cmd/token-refresh-sender")
+		build := exec.Command("go", "build", "-trimpath", "-tags", o.tags, "-o", o.binary, "./cmd/token-refresh-sender")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("build: %v\n%s", err, out)
@@ -154,7 +160,7 @@ func measure(o options, dir string) ([]result, error) {
 			return nil, err
 		}
 		for run := range o.runs {
-			d, err := startDaemon(o.binary, f)
+			d, err := startDaemon(o.binary, f, o.args)
 			if err != nil {
 				return nil, err
 			}
@@ -180,7 +186,7 @@ func measure(o options, dir string) ([]result, error) {
 	for i, name := range o.servers {
 		r := &results[i]
 		var err error
-		if daemons[i], err = startDaemon(o.binary, fs[i]); err != nil {
+		if daemons[i], err = startDaemon(o.binary, fs[i], o.args); err != nil {
 			return nil, err
 		}
 		if _, err := daemons[i].firstCycle(); err != nil {
