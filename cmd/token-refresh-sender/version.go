@@ -35,6 +35,7 @@ func versionLine() string {
 	return buildStamp{
 		Version: version, Commit: commit, Date: date,
 		Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		Cluster: clusterBuilt,
 	}.withBuildInfo(info).String()
 }
 
@@ -47,6 +48,8 @@ type buildStamp struct {
 	// build's (stamped by the release build).
 	DateIsCommit bool
 	Go, OS, Arch string
+	// Cluster: the cluster build (token-refresh-sender-cluster).
+	Cluster bool
 }
 
 // shortRevision is how much of a VCS revision the fallback shows.
@@ -101,5 +104,8 @@ func (s buildStamp) String() string {
 		}
 	}
 	parts = append(parts, s.Go+" "+s.OS+"/"+s.Arch)
+	if s.Cluster {
+		parts = append(parts, "with cluster mode")
+	}
 	return fmt.Sprintf("token-refresh-sender %s (%s)", s.Version, strings.Join(parts, ", "))
 }

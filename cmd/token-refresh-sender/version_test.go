@@ -33,6 +33,8 @@ func TestBuildStamp_String(t *testing.T) {
 			"token-refresh-sender dev (built 2026-12-02T10:00:00Z, go1.26.8 linux/amd64)"},
 		{"nothing known", platform.withBuildInfo(nil),
 			"token-refresh-sender dev (go1.26.8 linux/amd64)"},
+		{"cluster build", buildStamp{Version: "1.2.3", Go: "go1.26.8", OS: "linux", Arch: "amd64", Cluster: true},
+			"token-refresh-sender 1.2.3 (go1.26.8 linux/amd64, with cluster mode)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -176,8 +178,12 @@ func checkStampedVersion(t *testing.T, ldflagsTmpl, tags []string) {
 	if err != nil {
 		t.Fatalf("%s version: %v", bin, err)
 	}
+	cluster := ""
+	if len(tags) > 0 {
+		cluster = ", with cluster mode"
+	}
 	want := "token-refresh-sender 1.2.3 (commit abc1234, built 2026-12-02T10:00:00Z, " +
-		runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"
+		runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + cluster + ")\n"
 	if string(out) != want {
 		t.Errorf("version printed\n%q\nwant\n%q", out, want)
 	}
