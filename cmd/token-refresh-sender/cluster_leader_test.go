@@ -1,0 +1,240 @@
+//go:build cluster
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/daemon"
+	"github.com/schwabtools/token-refresh-sender/logging"
+)
+
+// recordStore is the etcd record as the leader's refresh loop sees it (a
+// daemon.Store), in memory.
+type recordStore struct {
+	mu  sync.Mutex
+	tok tokensender.Token
+}
+
+var _ daemon.Store = (*recordStore)(nil)
+
+func (s *recordStore) Load(context.Context) (tokensender.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tok, nil
+}
+
+func (s *recordStore) Update(_ context.Context, fn func(tokensender.Token) (tokensender.Token, error)) (tokensender.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok, err := fn(s.tok)
+	if err != nil {
+		return tokensender.Token{}, err
+	}
+	s.tok = tok
+	return tok, nil
+}
+
+// timedSchwab records when each refresh was asked for and answers with a
+// token of the given lifetime.
+type timedSchwab struct {
+	mu       sync.Mutex
+	lifetime time.Duration
+	at       []time.Time
+}
+
+func (f *timedSchwab) Refresh(_ context.Context, rt string) (tokensender.Token, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.at = append(f.at, time.Now())
+	return tokensender.Token{AccessToken: "new-access-token", RefreshToken: rt, ExpiresIn: int64(f.lifetime / time.Second)}, nil
+}
+
+func (f *timedSchwab) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.at...)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A new leader continues from the record: it refreshes at once only when
+// the record's token is due (its usual refresh time has passed, or it
+// expired, or its lifetime is unknown); otherwise it waits until the time
+// the previous leader would have refreshed. SIGUSR1 still refreshes at
+// once. The loop of a term prints no banner. (Fake clock: testing/synctest.)
+func TestClusterBuild_newLeaderRefreshesOnlyWhenDue(t *testing.T) {
+	const lifetime = 20 * time.Second
+	const interval = 8 * time.Second
+	for _, tc := range []struct {
+		name string
+		// age is how long ago the record's token was issued; unknown
+		// leaves expires_in out.
+		age      time.Duration
+		unknown  bool
+		signal   bool
+		wantWait time.Duration // until the first refresh
+		wantLog  string
+	}{
+		{name: "fresh token waits for its usual time", age: 3 * time.Second, wantWait: 5 * time.Second, wantLog: "its next refresh is due at"},
+		{name: "just issued", age: 0, wantWait: interval, wantLog: "its next refresh is due at"},
+		{name: "due", age: interval, wantWait: 0, wantLog: "due for a refresh"},
+		{name: "overdue", age: 12 * time.Second, wantWait: 0, wantLog: "due for a refresh"},
+		{name: "expired", age: time.Minute, wantWait: 0, wantLog: "due for a refresh"},
+		{name: "unknown lifetime", age: 3 * time.Second, unknown: true, wantWait: 0, wantLog: "due for a refresh"},
+		{name: "SIGUSR1 while fresh", age: 3 * time.Second, signal: true, wantWait: time.Second, wantLog: "Refresh requested (SIGUSR1)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				issued := start.Add(-tc.age)
+				tok := tokensender.Token{AccessToken: "record-access-token", RefreshToken: "record-refresh-token",
+					ExpiresIn: int64(lifetime / time.Second), ExpiresAt: issued.Add(lifetime)}
+				if tc.unknown {
+					tok.ExpiresIn = 0
+				}
+				var out lockedBuffer
+				m := &Main{
+					Flags: Globals{Interval: interval, RetryMin: time.Second, RetryMax: 10 * time.Second},
+					Log:   slog.New(logging.NewTextHandler(&out, slog.LevelInfo)),
+					Now:   time.Now,
+				}
+				schwab := &timedSchwab{lifetime: lifetime}
+				refreshNow := make(chan struct{}, 1)
+				ctx, cancel := context.WithCancel(t.Context())
+				d := m.leaderLoop(ctx, &recordStore{tok: tok}, refreshNow, nil)
+				d.Refresher = schwab
+				d.Alarm = daemon.PollAlarm(time.Now)
+				done := make(chan error, 1)
+				go func() { done <- d.Run(ctx) }()
+				if tc.signal {
+					time.Sleep(time.Second)
+					refreshNow <- struct{}{}
+				}
+				time.Sleep(interval + lifetime)
+				synctest.Wait()
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				at := schwab.times()
+				if len(at) == 0 {
+					t.Fatalf("no refresh; log:\n%s", out.String())
+				}
+				if got := at[0].Sub(start); got != tc.wantWait {
+					t.Errorf("first refresh %v after taking over, want %v; log:\n%s", got, tc.wantWait, out.String())
+				}
+				log := out.String()
+				if !strings.Contains(log, tc.wantLog) {
+					t.Errorf("log lacks %q:\n%s", tc.wantLog, log)
+				}
+				if strings.Contains(log, logging.Banner) || strings.Contains(log, "Token Refresh Sender") {
+					t.Errorf("a term of leadership printed the start banner:\n%s", log)
+				}
+				if strings.Contains(log, "record-access-token") || strings.Contains(log, "record-refresh-token") {
+					t.Errorf("log holds a token:\n%s", log)
+				}
+			})
+		})
+	}
+}
+
+// firstRefresh follows the record's own schedule: one interval after the
+// token was issued, capped at the expiry margin before it expires.
+func TestClusterBuild_firstRefresh(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	tok := func(age, lifetime time.Duration) tokensender.Token {
+		return tokensender.Token{ExpiresIn: int64(lifetime / time.Second), ExpiresAt: now.Add(-age).Add(lifetime)}
+	}
+	for _, tc := range []struct {
+		name     string
+		tok      tokensender.Token
+		interval time.Duration
+		want     time.Time
+	}{
+		{"interval decides", tok(10*time.Minute, 30*time.Minute), 25 * time.Minute, now.Add(15 * time.Minute)},
+		{"expiry margin decides", tok(10*time.Minute, 30*time.Minute), time.Hour, now.Add(15 * time.Minute)},
+		{"interval shorter than margin", tok(10*time.Minute, 30*time.Minute), 20 * time.Minute, now.Add(10 * time.Minute)},
+		{"due exactly now", tok(25*time.Minute, 30*time.Minute), 25 * time.Minute, now},
+		{"one second before due", tok(25*time.Minute-time.Second, 30*time.Minute), 25 * time.Minute, now.Add(time.Second)},
+		{"past due", tok(26*time.Minute, 30*time.Minute), 25 * time.Minute, now},
+		{"no expires_in", tokensender.Token{ExpiresAt: now.Add(time.Hour)}, 25 * time.Minute, now},
+		{"no expiry", tokensender.Token{ExpiresIn: 1800}, 25 * time.Minute, now},
+	} {
+		if got := firstRefresh(tc.tok, tc.interval, now); !got.Equal(tc.want) {
+			t.Errorf("%s: firstRefresh = %v, want %v", tc.name, got.Sub(now), tc.want.Sub(now))
+		}
+	}
+}
+
+// A refresh token in the local file that no record brought is stored in
+// etcd only when it is a login newer than the cluster's whose access
+// token still works.
+func TestClusterBuild_localLogin(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clusterLogin := now.Add(-24 * time.Hour)
+	held := tokensender.Token{RefreshToken: "cluster-rt", RefreshTokenIssuedAt: clusterLogin, ExpiresAt: now.Add(10 * time.Minute)}
+	login := func(at time.Time, expires time.Time) tokensender.Token {
+		return tokensender.Token{RefreshToken: "local-rt", RefreshTokenIssuedAt: at, ExpiresAt: expires}
+	}
+	for _, tc := range []struct {
+		name string
+		tok  tokensender.Token
+		held tokensender.Token
+		want string // "" publishes
+	}{
+		{"newer login", login(now.Add(-time.Minute), now.Add(29*time.Minute)), held, ""},
+		{"newer than a record of unknown login time", login(now.Add(-time.Minute), now.Add(29*time.Minute)), tokensender.Token{RefreshToken: "cluster-rt"}, ""},
+		{"expired", login(now.Add(-time.Minute), now), held, "its access token expired"},
+		{"unknown login time", login(time.Time{}, now.Add(29*time.Minute)), held, "its login time is unknown"},
+		{"same login time", login(clusterLogin, now.Add(29*time.Minute)), held, "is not newer than the cluster's"},
+		{"older login", login(clusterLogin.Add(-time.Hour), now.Add(29*time.Minute)), held, "is not newer than the cluster's"},
+	} {
+		got := localLogin(tc.tok, tc.held, now)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: localLogin = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// recentTokens remembers the last recentKept refresh tokens, once each.
+func TestClusterBuild_recentTokens(t *testing.T) {
+	r := &recentTokens{}
+	if r.has("rt-0") {
+		t.Fatal("an empty list has a token")
+	}
+	for i := range recentKept {
+		r.add("rt-" + string(rune('a'+i)))
+		r.add("rt-" + string(rune('a'+i))) // twice: kept once
+	}
+	if !r.has("rt-a") || !r.has("rt-"+string(rune('a'+recentKept-1))) {
+		t.Fatalf("lost a token among the last %d: %v", recentKept, r.list)
+	}
+	r.add("rt-z")
+	if r.has("rt-a") || !r.has("rt-b") || !r.has("rt-z") || len(r.list) != recentKept {
+		t.Errorf("after one more: %v, want the oldest dropped and %d kept", r.list, recentKept)
+	}
+}
