@@ -27,6 +27,7 @@ type clusterHost struct {
 	dir       string
 	tokenFile string
 	bot       *bot
+	receipts  *receipts
 	proc      *testproc.Proc
 }
 
@@ -48,7 +49,7 @@ func newClusterHosts(t *testing.T, s *sandbox, n int) []*clusterHost {
 		if i == 0 {
 			h.tokenFile = s.tokenFile
 		}
-		h.bot = startBot(t, filepath.Join(h.dir, "bot.sock"), "OK\n")
+		h.bot, h.receipts = startTimedBot(t, filepath.Join(h.dir, "bot.sock"))
 		hosts = append(hosts, h)
 	}
 	return hosts
@@ -70,14 +71,22 @@ func clusterKey(t *testing.T, s *sandbox) string {
 
 func (h *clusterHost) start(t *testing.T, s *sandbox, endpoints []string, keyFile string, extra ...string) {
 	t.Helper()
-	h.proc = start(t, []string{"SSL_CERT_FILE=" + s.certFile},
-		append([]string{"run", "--config", s.config, "--token-file", h.tokenFile,
+	h.startIn(t, nil, s.config, s.certFile, endpoints, keyFile, extra...)
+}
+
+// startIn starts the host's instance behind the command prefix (such as
+// ip netns exec NAME), with the app config and the CA file given.
+func (h *clusterHost) startIn(t *testing.T, prefix []string, config, certFile string, endpoints []string, keyFile string, extra ...string) {
+	t.Helper()
+	cmd := append(append([]string{}, prefix...), binary)
+	h.proc = testproc.Start(t, "token-refresh-sender", []string{"SSL_CERT_FILE=" + certFile}, cmd[0],
+		append(append(cmd[1:], "run", "--config", config, "--token-file", h.tokenFile,
 			"--log-file", filepath.Join(h.dir, "token_refresh_sender.log"),
 			"--socket", h.bot.path, "--interval", "2s",
 			"--etcd-endpoints", strings.Join(endpoints, ","),
 			"--etcd-lease-ttl", clusterLeaseTTL.String(),
 			"--etcd-encryption-key-file", keyFile,
-			"--node-name", h.name}, extra...)...)
+			"--node-name", h.name), extra...)...)
 }
 
 // distinct is the set of messages b received.
@@ -159,16 +168,32 @@ func startCluster(t *testing.T, s *sandbox, hosts []*clusterHost, endpoints []st
 	}
 }
 
-// Three instances against a real 3-member etcd: one leader refreshes
-// (exactly one token request per cycle), every host's file and bot get
-// every token; after kill -9 of the leader another instance leads within
-// the lease TTL plus 2 s and the surviving bots keep receiving tokens.
-func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
+// Three instances against a real 3-member etcd, with 20-second tokens and
+// 3-second leases: one leader refreshes (exactly one token request per
+// cycle) and every host's file and bot get every token; SIGUSR1 on a
+// follower only names the leader; one etcd member (raft's leader) is
+// killed and nothing is interrupted; after kill -9 of the leader another
+// instance leads within the lease TTL plus 2 s, continues the record's
+// schedule (no refresh at takeover: the token is not due), and the bots on
+// the surviving hosts hold an unexpired token 100.00% of the time.
+//
+// The first leader refreshes every 2 s (a quick steady state), the others
+// every 6 s: the record they take over is then not due yet, so a refresh at
+// takeover would be an extra one.
+func TestCluster_steadyStateMemberLossAndLeaderKill(t *testing.T) {
 	etcd := etcdtest.Start(t, 3)
-	s := newSandbox(t)
+	s := newClusterSandbox(t, clusterTokenLifetime)
 	key := clusterKey(t, s)
 	hosts := newClusterHosts(t, s, 3)
-	startCluster(t, s, hosts, etcd.Endpoints(), key)
+	hosts[0].start(t, s, etcd.Endpoints(), key)
+	hosts[0].proc.WaitFor("Cluster: this instance (node0) is now the leader", 1)
+	hosts[0].proc.WaitFor("seeded etcd with the local token file's token", 1)
+	for _, h := range hosts[1:] {
+		h.start(t, s, etcd.Endpoints(), key, "--interval", survivorInterval.String())
+	}
+	for _, h := range hosts[1:] {
+		h.proc.WaitFor("Cluster: new token from etcd", 1)
+	}
 
 	// Steady state: three refresh cycles on the leader, between two
 	// cycles (the next one is 2 s away).
@@ -236,8 +261,28 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 	t.Logf("status:\n%s", text)
 	s.assertNoSecrets(out, text)
 
+	// SIGUSR1 on a follower: one line naming the leader, no refresh.
+	hosts[1].proc.Signal(syscall.SIGUSR1)
+	hosts[1].proc.WaitFor("Refresh requested (SIGUSR1), but this instance (node1) follows and only the leader refreshes: the leader is node0; send SIGUSR1 there", 1)
+
+	// One etcd member lost (raft's leader, the harshest): the cluster
+	// goes on, every bot gets every token, nobody loses its session.
+	lost := raftLeader(t, etcd)
+	etcd.Stop(lost)
+	t.Logf("killed etcd member %d (raft leader)", lost)
+	cycles := leader.proc.Count("Next refresh at")
+	leader.proc.WaitFor("Next refresh at", cycles+3)
+	waitBots(t, hosts, s.fake.Stats().Refreshes+1)
+	for _, h := range hosts {
+		for _, bad := range []string{"Cluster unavailable", "lost the etcd session", "no longer the leader", "is now the leader"} {
+			if n := h.proc.Count(bad); n != 0 && !(h == leader && bad == "is now the leader" && n == 1) {
+				t.Errorf("%s logged %q after one etcd member was lost:\n%s", h.name, bad, h.proc.Text())
+			}
+		}
+	}
+
 	// kill -9 of the leader, right after a cycle.
-	leader.proc.WaitFor("Next refresh at", 4)
+	leader.proc.WaitFor("Next refresh at", leader.proc.Count("Next refresh at")+1)
 	waitBots(t, hosts, s.fake.Stats().Refreshes+1)
 	killedAt := time.Now()
 	leader.proc.Signal(syscall.SIGKILL)
@@ -257,20 +302,37 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 	if failover > clusterLeaseTTL+2*time.Second {
 		t.Errorf("failover took %v, more than the lease TTL %v plus 2s", failover, clusterLeaseTTL)
 	}
+	// The new leader continues the record's schedule: the token it took
+	// over is not due (6 s interval), so no refresh at takeover.
+	newLeader := hosts[next]
+	newLeader.proc.WaitFor("Cluster: the token in etcd is valid until", 1)
+	if got := s.fake.Stats().Refreshes; got != beforeKill {
+		t.Errorf("fake Schwab saw %d refreshes at takeover, want %d (the token was not due)", got, beforeKill)
+	}
+	if n := newLeader.proc.Count("due for a refresh"); n != 0 {
+		t.Errorf("%s found the record due at takeover:\n%s", newLeader.name, newLeader.proc.Text())
+	}
 
-	// The new leader refreshes (at once, then every 2 s) and both
-	// surviving bots receive every token.
+	// It refreshes on the record's schedule, and both surviving bots
+	// receive every token.
 	survivors := []*clusterHost{hosts[1], hosts[2]}
-	hosts[next].proc.WaitFor("Next refresh at", 2)
+	newLeader.proc.WaitFor("Next refresh at", 2)
 	total := s.fake.Stats().Refreshes
-	if total < beforeKill+2 {
-		t.Errorf("fake Schwab saw %d refreshes after the new leader's 2 cycles, want at least %d", total, beforeKill+2)
+	if total != beforeKill+2 {
+		t.Errorf("fake Schwab saw %d refreshes after the new leader's 2 cycles, want %d", total, beforeKill+2)
 	}
 	waitBots(t, survivors, total+1)
 	if got := len(distinct(hosts[0].bot)); got != beforeKill+1 {
 		t.Errorf("the killed host's bot got %d distinct tokens, want %d", got, beforeKill+1)
 	}
+	// A leadership change prints one line, not the start banner again.
+	for _, h := range survivors {
+		if n := h.proc.Count("Token Refresh Sender Started"); n != 1 {
+			t.Errorf("%s printed the start banner %d times, want once:\n%s", h.name, n, h.proc.Text())
+		}
+	}
 
+	end := time.Now()
 	for _, h := range survivors {
 		h.proc.Signal(syscall.SIGTERM)
 	}
@@ -278,9 +340,21 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 		if code := h.proc.Wait(); code != 0 {
 			t.Errorf("%s exited %d; stderr: %s", h.name, code, h.proc.Stderr())
 		}
+		if n := h.proc.Count("Token Refresh Sender Stopped"); n != 1 {
+			t.Errorf("%s printed the stop banner %d times, want once", h.name, n)
+		}
+	}
+	// Availability across the kill: the share of time each surviving bot
+	// held an unexpired token, from its first token to the end.
+	for _, h := range survivors {
+		avail, margin := h.availability(t, end)
+		t.Logf("%s: bot held an unexpired token %.2f%% of the time across the leader kill; tightest margin %v before expiry", h.name, 100*avail, margin.Round(time.Millisecond))
+		if avail < 1 {
+			t.Errorf("%s's bot held an unexpired token only %.4f%% of the time, want 100.00%%", h.name, 100*avail)
+		}
 	}
 	// Exactly one token request per refresh cycle, across every instance.
-	cycles := 0
+	cycles = 0
 	for _, h := range hosts {
 		cycles += h.proc.Count("--- Refresh Cycle")
 	}
@@ -433,7 +507,9 @@ func TestCluster_etcdDownAlertsAndRecovers(t *testing.T) {
 	h := hosts[0]
 	h.start(t, s, etcd.Endpoints(), key, "--interval", "1h",
 		"--notify-exec", `printf '%s\n' "$TOKEN_SENDER_EVENT" >> `+events)
-	h.proc.WaitFor("Next refresh at", 1)
+	// The seeded token is fresh: the leader waits for its usual refresh
+	// time (25 minutes away).
+	h.proc.WaitFor("Cluster: the token in etcd is valid until", 1)
 	refreshes := s.fake.Stats().Refreshes
 
 	for i := range 3 {
