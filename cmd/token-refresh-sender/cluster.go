@@ -116,14 +116,14 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 	if m.Metrics != nil {
 		gauges = newClusterGauges(m.Metrics.Registry())
 	}
-	recent := &recentTokens{}
+	local := &localFile{recheck: make(chan struct{}, 1)}
 	leaderNow := make(chan struct{}, 1)
 	n := &cluster.Node{
 		Cluster: cl,
 		Seed:    m.Store.Load,
 		Apply: func(ctx context.Context, rec cluster.Record) error {
-			recent.add(rec.Token.RefreshToken)
-			return m.applyRecord(ctx, rec)
+			local.recent.add(rec.Token.RefreshToken)
+			return m.applyRecord(ctx, rec, local)
 		},
 		Lead: func(ctx context.Context, ls *cluster.LeaderStore) error {
 			select { // a request made while following is not carried over
@@ -160,7 +160,7 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 	wctx, wcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { m.forwardRefreshRequests(wctx, cl, n, refreshNow, leaderNow) })
-	wg.Go(func() { m.watchLocalLogins(wctx, cl, n, recent) })
+	wg.Go(func() { m.watchLocalLogins(wctx, cl, n, local) })
 	err = n.Run(ctx)
 	wcancel()
 	wg.Wait()
@@ -288,16 +288,40 @@ func (r *recentTokens) has(refreshToken string) bool {
 	return slices.Contains(r.list, refreshToken)
 }
 
+// localFile is what the cluster knows of this host's token file: the
+// refresh tokens records brought, and a request to look at it again.
+type localFile struct {
+	recent  recentTokens
+	recheck chan struct{}
+}
+
+// check asks watchLocalLogins to look at the file again.
+func (l *localFile) check() {
+	select {
+	case l.recheck <- struct{}{}:
+	default:
+	}
+}
+
 // watchLocalLogins watches this host's token file for a refresh token no
 // record brought: a `login` run here without --etcd-endpoints.
-func (m *Main) watchLocalLogins(ctx context.Context, cl *cluster.Cluster, n *cluster.Node, recent *recentTokens) {
+func (m *Main) watchLocalLogins(ctx context.Context, cl *cluster.Cluster, n *cluster.Node, local *localFile) {
 	changes, err := tokenfile.Watch(ctx, m.Flags.TokenFile, m.Log)
 	if err != nil {
 		m.Log.Warn(err.Error() + "; a login made on this host without --etcd-endpoints will not be noticed (log in with --etcd-endpoints)")
-		return
+		changes = nil
 	}
-	for range changes {
-		m.checkLocalLogin(ctx, cl, n.State(), recent)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+		case <-local.recheck:
+		}
+		m.checkLocalLogin(ctx, cl, n.State(), &local.recent)
 	}
 }
 
@@ -327,17 +351,19 @@ func (m *Main) checkLocalLogin(ctx context.Context, cl *cluster.Cluster, st clus
 
 // localLogin says why tok, found in the token file with a refresh token no
 // record brought, is not a login to store in etcd ("" when it is one): a
-// login made after the record's (held) login, whose access token still
-// works. An older token (a restored backup, another tool) must never
-// replace the cluster's.
+// login not older than the record's (held) login, whose access token
+// still works. Login times count whole seconds, so a login in the same
+// second as the cluster's counts as the newer one (it was written after
+// the record this host applied). An older token (a restored backup,
+// another tool) must never replace the cluster's.
 func localLogin(tok, held tokensender.Token, now time.Time) string {
 	switch {
 	case tok.Expired(now):
 		return "its access token expired at " + logging.LocalTime(tok.ExpiresAt)
 	case tok.RefreshTokenIssuedAt.IsZero():
 		return "its login time is unknown (no refresh_token_issued_at)"
-	case !held.RefreshTokenIssuedAt.IsZero() && !tok.RefreshTokenIssuedAt.After(held.RefreshTokenIssuedAt):
-		return "its login (" + logging.LocalTime(tok.RefreshTokenIssuedAt) + ") is not newer than the cluster's (" + logging.LocalTime(held.RefreshTokenIssuedAt) + ")"
+	case tok.RefreshTokenIssuedAt.Before(held.RefreshTokenIssuedAt):
+		return "its login (" + logging.LocalTime(tok.RefreshTokenIssuedAt) + ") is older than the cluster's (" + logging.LocalTime(held.RefreshTokenIssuedAt) + ")"
 	}
 	return ""
 }
@@ -345,15 +371,29 @@ func localLogin(tok, held tokensender.Token, now time.Time) string {
 // applyRecord writes rec's token to the local token file (creating it on
 // a host that had none) and delivers it to the local bots. Delivery goes
 // on in the background until ctx is cancelled (a newer record).
-func (m *Main) applyRecord(ctx context.Context, rec cluster.Record) error {
+//
+// A login made on this host that etcd has not got yet (see localLogin)
+// is not overwritten: the file keeps it, and local asks its watcher to
+// store it in etcd. local may be nil (no such check).
+func (m *Main) applyRecord(ctx context.Context, rec cluster.Record, local *localFile) error {
 	tok := rec.Token
+	kept := false
 	_, err := m.Store.Update(ctx, func(cur tokensender.Token) (tokensender.Token, error) {
+		if local != nil && cur.RefreshToken != tok.RefreshToken && !local.recent.has(cur.RefreshToken) && localLogin(cur, tok, m.Now()) == "" {
+			kept = true
+			return tokensender.Token{}, errKeptLogin
+		}
 		t := tok
 		t.RefreshTokenIssuedAt = tok.LoginTime(cur, m.Now())
 		return t, nil
 	})
 	if errors.Is(err, tokenfile.ErrNotFound) {
 		err = m.Store.SaveLogin(ctx, tok)
+	}
+	if kept {
+		m.Log.Info("Cluster: " + m.Flags.TokenFile + " holds a newer login than the token from etcd; keeping it there to store it in etcd")
+		local.check()
+		err = nil
 	}
 	// The bots get the token even when the file could not be written: it
 	// is the newest there is.
@@ -363,6 +403,10 @@ func (m *Main) applyRecord(ctx context.Context, rec cluster.Record) error {
 	}
 	return nil
 }
+
+// errKeptLogin stops applyRecord's file update: the file holds a newer
+// login.
+var errKeptLogin = errors.New("the token file holds a newer login")
 
 // clusterEvent routes the cluster's state changes to the operator's tools
 // (the cluster package logs them itself).

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/cluster/etcdtest"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
@@ -380,10 +381,91 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 	follower := hosts[1]
 	hosts[0].proc.WaitFor("Next refresh at", 1)
 
-	cmd := exec.Command(binary, "login", "--config", s.config, "--token-file", follower.tokenFile,
-		"--log-file", filepath.Join(follower.dir, "login.log"), "--manual", "--no-browser", "--timeout", "1m",
-		"--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--etcd-lease-ttl", clusterLeaseTTL.String(),
+	out := clusterLogin(t, s, follower, "--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--etcd-lease-ttl", clusterLeaseTTL.String(),
 		"--etcd-encryption-key-file", key, "--node-name", "login-on-node1")
+	stored := time.Now()
+	if !strings.Contains(out, "the new login's token is stored in etcd") {
+		t.Errorf("login did not store the token in etcd:\n%s", out)
+	}
+	if got := s.fake.Stats().Exchanges; got != 1 {
+		t.Errorf("fake Schwab saw %d code exchanges, want 1", got)
+	}
+	loginTok := mustToken(t, follower.tokenFile)
+	if !s.fake.ValidAccessToken(loginTok.AccessToken) {
+		t.Fatal("the follower's token file does not hold the login's working token")
+	}
+
+	// Every bot receives a token carrying the login's refresh token (the
+	// login's own, or the leader's refresh from it right after).
+	waitLoginEverywhere(t, hosts, loginTok, stored)
+	for _, h := range hosts {
+		if h.proc.Count("login by login-on-node1") == 0 {
+			t.Errorf("%s does not say the token came from the login:\n%s", h.name, h.proc.Text())
+		}
+	}
+
+	// A login on another host without the cluster flags writes only that
+	// host's token file; its daemon sees a login newer than the cluster's
+	// and stores it in etcd, and every bot gets it.
+	other := hosts[2]
+	out2 := clusterLogin(t, s, other)
+	if strings.Contains(out2, "etcd") {
+		t.Errorf("a login without --etcd-endpoints spoke of etcd:\n%s", out2)
+	}
+	local := mustToken(t, other.tokenFile)
+	if local.RefreshToken == loginTok.RefreshToken {
+		t.Fatal("the second login did not write a new refresh token")
+	}
+	other.proc.WaitFor("made without --etcd-endpoints; storing it in etcd for every instance", 1)
+	waitLoginEverywhere(t, hosts, local, time.Now())
+	for _, h := range hosts {
+		if h.proc.Count("login by node2") == 0 {
+			t.Errorf("%s does not say the token came from node2's login:\n%s", h.name, h.proc.Text())
+		}
+	}
+
+	// An older token put in a host's file (a restored backup) is not a
+	// login: one WARNING, etcd keeps the cluster's token, and the next
+	// record puts it back in the file.
+	current := mustToken(t, other.tokenFile)
+	stale := current
+	stale.AccessToken, stale.RefreshToken = "I0.stale-access-token-from-a-backup@", "stale-refresh-token-from-a-backup@"
+	stale.ExpiresAt = time.Now().Add(20 * time.Minute).Truncate(time.Second)
+	stale.RefreshTokenIssuedAt = local.RefreshTokenIssuedAt.Add(-time.Hour)
+	restored := hosts[1]
+	// Right after a record was written to the file and delivered (the
+	// next is 2 s away), so the watcher reads the stale file before a
+	// record replaces it.
+	recs := restored.proc.Count("Cluster: new token from etcd") + 1
+	restored.proc.WaitFor("Cluster: new token from etcd", recs)
+	restored.proc.WaitFor("Token successfully sent to trading bot", recs)
+	if err := tokenfile.Write(restored.tokenFile, tokenfile.New(stale, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	restored.proc.WaitFor("that did not come from etcd, but its login", 1)
+	restored.proc.WaitFor("Token successfully sent to trading bot", recs+1) // the next record, written and delivered
+	for _, h := range hosts {
+		if got := mustToken(t, h.tokenFile); got.RefreshToken != current.RefreshToken {
+			t.Errorf("%s's token file does not hold the cluster's refresh token after a stale token was put in %s", h.name, restored.name)
+		}
+		for _, m := range h.bot.received() {
+			if strings.Contains(string(m), "stale-") {
+				t.Errorf("%s's bot got the stale token", h.name)
+			}
+		}
+	}
+	for _, h := range hosts {
+		s.assertNoSecrets(h.proc.Text(), h.proc.Stderr())
+	}
+	s.assertNoSecrets(out, out2)
+}
+
+// clusterLogin runs a manual login for h's token file with the extra flags
+// (the cluster's, or none), plays the browser, and returns its output.
+func clusterLogin(t *testing.T, s *sandbox, h *clusterHost, extra ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"login", "--config", s.config, "--token-file", h.tokenFile,
+		"--log-file", filepath.Join(h.dir, "login.log"), "--manual", "--no-browser", "--timeout", "1m"}, extra...)...)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.certFile)
 	stdin, _ := cmd.StdinPipe()
 	stdoutPipe, _ := cmd.StdoutPipe()
@@ -401,26 +483,20 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("login: %v\n%s\n%s", err, out.String(), stderr.String())
 	}
-	stored := time.Now()
-	if !strings.Contains(out.String(), "the new login's token is stored in etcd") {
-		t.Errorf("login did not store the token in etcd:\n%s", out.String())
-	}
-	if got := s.fake.Stats().Exchanges; got != 1 {
-		t.Errorf("fake Schwab saw %d code exchanges, want 1", got)
-	}
-	loginTok := mustToken(t, follower.tokenFile)
-	if !s.fake.ValidAccessToken(loginTok.AccessToken) {
-		t.Fatal("the follower's token file does not hold the login's working token")
-	}
+	s.assertNoSecrets(out.String(), stderr.String())
+	return out.String()
+}
 
-	// Every bot receives a token carrying the login's refresh token (the
-	// login's own, or the leader's refresh from it right after).
+// waitLoginEverywhere waits until every host's bot has a token with
+// login's refresh token, logging how long after since.
+func waitLoginEverywhere(t *testing.T, hosts []*clusterHost, login tokensender.Token, since time.Time) {
+	t.Helper()
 	for _, h := range hosts {
 		deadline := time.Now().Add(testproc.WaitLimit)
 		for {
 			got := false
 			for _, m := range h.bot.received() {
-				if strings.Contains(string(m), loginTok.RefreshToken) {
+				if strings.Contains(string(m), login.RefreshToken) {
 					got = true
 				}
 			}
@@ -432,15 +508,8 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		t.Logf("%s's bot has the login's token %v after the login stored it", h.name, time.Since(stored).Round(time.Millisecond))
+		t.Logf("%s's bot has the login's token %v after the login stored it", h.name, time.Since(since).Round(time.Millisecond))
 	}
-	for _, h := range hosts {
-		if h.proc.Count("login by login-on-node1") == 0 {
-			t.Errorf("%s does not say the token came from the login:\n%s", h.name, h.proc.Text())
-		}
-		s.assertNoSecrets(h.proc.Text(), h.proc.Stderr())
-	}
-	s.assertNoSecrets(out.String(), stderr.String())
 }
 
 // status with the cluster flags and etcd unreachable: one line, UNKNOWN,

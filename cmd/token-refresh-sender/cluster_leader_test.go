@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +14,11 @@ import (
 	"time"
 
 	tokensender "github.com/schwabtools/token-refresh-sender"
+	"github.com/schwabtools/token-refresh-sender/cluster"
 	"github.com/schwabtools/token-refresh-sender/daemon"
+	"github.com/schwabtools/token-refresh-sender/delivery"
 	"github.com/schwabtools/token-refresh-sender/logging"
+	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // recordStore is the etcd record as the leader's refresh loop sees it (a
@@ -191,7 +195,7 @@ func TestClusterBuild_firstRefresh(t *testing.T) {
 }
 
 // A refresh token in the local file that no record brought is stored in
-// etcd only when it is a login newer than the cluster's whose access
+// etcd only when it is a login not older than the cluster's whose access
 // token still works.
 func TestClusterBuild_localLogin(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
@@ -210,8 +214,8 @@ func TestClusterBuild_localLogin(t *testing.T) {
 		{"newer than a record of unknown login time", login(now.Add(-time.Minute), now.Add(29*time.Minute)), tokensender.Token{RefreshToken: "cluster-rt"}, ""},
 		{"expired", login(now.Add(-time.Minute), now), held, "its access token expired"},
 		{"unknown login time", login(time.Time{}, now.Add(29*time.Minute)), held, "its login time is unknown"},
-		{"same login time", login(clusterLogin, now.Add(29*time.Minute)), held, "is not newer than the cluster's"},
-		{"older login", login(clusterLogin.Add(-time.Hour), now.Add(29*time.Minute)), held, "is not newer than the cluster's"},
+		{"same second as the cluster's login", login(clusterLogin, now.Add(29*time.Minute)), held, ""},
+		{"older login", login(clusterLogin.Add(-time.Second), now.Add(29*time.Minute)), held, "is older than the cluster's"},
 	} {
 		got := localLogin(tc.tok, tc.held, now)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
@@ -236,5 +240,76 @@ func TestClusterBuild_recentTokens(t *testing.T) {
 	r.add("rt-z")
 	if r.has("rt-a") || !r.has("rt-b") || !r.has("rt-z") || len(r.list) != recentKept {
 		t.Errorf("after one more: %v, want the oldest dropped and %d kept", r.list, recentKept)
+	}
+}
+
+// Applying a record keeps a newer login found in the token file (made on
+// this host without --etcd-endpoints, not in etcd yet) and asks for it to
+// be stored in etcd; any other token in the file is replaced by the
+// record's.
+func TestClusterBuild_applyRecordKeepsANewerLocalLogin(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	clusterLogin := now.Add(-48 * time.Hour)
+	rec := cluster.Record{Token: tokensender.Token{AccessToken: "record-access", RefreshToken: "record-refresh", ExpiresIn: 1800,
+		ExpiresAt: now.Add(30 * time.Minute), RefreshTokenIssuedAt: clusterLogin}}
+	file := func(rt string, login time.Time) tokensender.Token {
+		return tokensender.Token{AccessToken: "file-access", RefreshToken: rt, ExpiresIn: 1800, ExpiresAt: now.Add(29 * time.Minute), RefreshTokenIssuedAt: login}
+	}
+	for _, tc := range []struct {
+		name    string
+		file    tokensender.Token
+		applied []string // refresh tokens of records applied before
+		noCheck bool     // applyRecord without a localFile
+		keep    bool
+	}{
+		{name: "newer login", file: file("local-refresh", now.Add(-time.Minute)), keep: true},
+		{name: "older login", file: file("local-refresh", clusterLogin.Add(-time.Hour))},
+		{name: "a record's token", file: file("earlier-record-refresh", now.Add(-time.Minute)), applied: []string{"earlier-record-refresh"}},
+		{name: "same refresh token", file: file("record-refresh", now.Add(-time.Minute))},
+		{name: "no check asked", file: file("local-refresh", now.Add(-time.Minute)), noCheck: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "schwab_tokens.json")
+			if err := tokenfile.Write(path, tokenfile.New(tc.file, now)); err != nil {
+				t.Fatal(err)
+			}
+			var out lockedBuffer
+			log := slog.New(logging.NewTextHandler(&out, slog.LevelInfo))
+			m := &Main{Flags: Globals{TokenFile: path}, Log: log, Now: time.Now,
+				Store: &tokenfile.Store{Path: path, Logger: log}, Sender: &delivery.Sender{Logger: log}}
+			var local *localFile
+			if !tc.noCheck {
+				local = &localFile{recheck: make(chan struct{}, 1)}
+				for _, rt := range tc.applied {
+					local.recent.add(rt)
+				}
+				local.recent.add(rec.Token.RefreshToken)
+			}
+			if err := m.applyRecord(t.Context(), rec, local); err != nil {
+				t.Fatal(err)
+			}
+			doc, err := tokenfile.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := doc.Token().RefreshToken == tc.file.RefreshToken && tc.file.RefreshToken != rec.Token.RefreshToken
+			if kept != tc.keep {
+				t.Errorf("file kept its token: %v, want %v; log:\n%s", kept, tc.keep, out.String())
+			}
+			asked := false
+			if local != nil {
+				select {
+				case <-local.recheck:
+					asked = true
+				default:
+				}
+			}
+			if asked != tc.keep {
+				t.Errorf("asked to store the file's login in etcd: %v, want %v", asked, tc.keep)
+			}
+			if tc.keep && !strings.Contains(out.String(), "holds a newer login than the token from etcd; keeping it") {
+				t.Errorf("log does not say the login is kept:\n%s", out.String())
+			}
+		})
 	}
 }
