@@ -126,10 +126,6 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 			return m.applyRecord(ctx, rec, local)
 		},
 		Lead: func(ctx context.Context, ls *cluster.LeaderStore) error {
-			select { // a request made while following is not carried over
-			case <-leaderNow:
-			default:
-			}
 			d := m.leaderLoop(ctx, ls, leaderNow, ls.Changed())
 			obs.attach(d)
 			return d.Run(ctx)
@@ -180,9 +176,14 @@ func clusterBanner(log *slog.Logger, title string) {
 
 // leaderLoop is the refresh loop for one term of leadership, on store (the
 // etcd record). It continues the record's schedule: its first refresh is
-// at once only when the record's token is due (see firstRefresh).
+// at once only when the record's token is due (see firstRefresh). A
+// refresh request still pending from an earlier term is dropped.
 func (m *Main) leaderLoop(ctx context.Context, store daemon.Store, refreshNow, changed <-chan struct{}) *daemon.Daemon {
 	g := &m.Flags
+	select {
+	case <-refreshNow:
+	default:
+	}
 	d := &daemon.Daemon{
 		Refresher:   m.Schwab,
 		Store:       store,

@@ -314,13 +314,16 @@ func TestCluster_steadyStateMemberLossAndLeaderKill(t *testing.T) {
 		t.Errorf("%s found the record due at takeover:\n%s", newLeader.name, newLeader.proc.Text())
 	}
 
-	// It refreshes on the record's schedule, and both surviving bots
-	// receive every token.
+	// It refreshes on the record's schedule; SIGUSR1 now reaches its
+	// refresh loop; both surviving bots receive every token.
 	survivors := []*clusterHost{hosts[1], hosts[2]}
+	newLeader.proc.WaitFor("Next refresh at", 1)
+	newLeader.proc.Signal(syscall.SIGUSR1)
+	newLeader.proc.WaitFor("Refresh requested (SIGUSR1)", 1)
 	newLeader.proc.WaitFor("Next refresh at", 2)
 	total := s.fake.Stats().Refreshes
 	if total != beforeKill+2 {
-		t.Errorf("fake Schwab saw %d refreshes after the new leader's 2 cycles, want %d", total, beforeKill+2)
+		t.Errorf("fake Schwab saw %d refreshes after the new leader's 2 cycles (the second on SIGUSR1), want %d", total, beforeKill+2)
 	}
 	waitBots(t, survivors, total+1)
 	if got := len(distinct(hosts[0].bot)); got != beforeKill+1 {

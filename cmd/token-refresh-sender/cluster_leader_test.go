@@ -100,6 +100,7 @@ func TestClusterBuild_newLeaderRefreshesOnlyWhenDue(t *testing.T) {
 		age      time.Duration
 		unknown  bool
 		signal   bool
+		pending  bool          // a request left over from an earlier term
 		wantWait time.Duration // until the first refresh
 		wantLog  string
 	}{
@@ -110,6 +111,7 @@ func TestClusterBuild_newLeaderRefreshesOnlyWhenDue(t *testing.T) {
 		{name: "expired", age: time.Minute, wantWait: 0, wantLog: "due for a refresh"},
 		{name: "unknown lifetime", age: 3 * time.Second, unknown: true, wantWait: 0, wantLog: "due for a refresh"},
 		{name: "SIGUSR1 while fresh", age: 3 * time.Second, signal: true, wantWait: time.Second, wantLog: "Refresh requested (SIGUSR1)"},
+		{name: "request left from an earlier term", age: 3 * time.Second, pending: true, wantWait: 5 * time.Second, wantLog: "its next refresh is due at"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -128,6 +130,9 @@ func TestClusterBuild_newLeaderRefreshesOnlyWhenDue(t *testing.T) {
 				}
 				schwab := &timedSchwab{lifetime: lifetime}
 				refreshNow := make(chan struct{}, 1)
+				if tc.pending {
+					refreshNow <- struct{}{}
+				}
 				ctx, cancel := context.WithCancel(t.Context())
 				d := m.leaderLoop(ctx, &recordStore{tok: tok}, refreshNow, nil)
 				d.Refresher = schwab
