@@ -78,6 +78,11 @@ func TestNode_SteadyState(t *testing.T) {
 		if in != leader && in.countEvents(EventLeading) != 0 {
 			t.Fatalf("%s led too", in.name)
 		}
+		// Each report of an applied record (all but the last are done:
+		// records are handled one after the other) went through quietly.
+		if log := in.log.String(); strings.Contains(log, "report applied record") {
+			t.Fatalf("%s complained about its reports:\n%s", in.name, log)
+		}
 	}
 }
 
