@@ -177,6 +177,56 @@ func TestNode_FailoverAfterCrash(t *testing.T) {
 	}
 }
 
+// The leader's lease revoked from outside while etcd answers (its election
+// key goes with it): it stops refreshing and says so, takes part again at
+// once on a new session, and raises no cluster_unavailable alert.
+func TestNode_LeaseLostWhileEtcdAnswersIsNoOutage(t *testing.T) {
+	w := newWorld(t)
+	all := startThree(t, w, false)
+	old := w.leader(t, all...)
+	resp, err := old.c.Client.Get(context.Background(), old.c.ElectionPrefix()+"/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lease clientv3.LeaseID
+	for _, kv := range resp.Kvs {
+		if string(kv.Value) == old.name {
+			lease = clientv3.LeaseID(kv.Lease)
+		}
+	}
+	if lease == 0 {
+		t.Fatalf("no election key of %s", old.name)
+	}
+	if _, err := old.c.Client.Revoke(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	old.waitFor(t, "the step down", func() bool { return strings.Contains(old.log.String(), "stopped refreshing at once") })
+	// A new session: the instance campaigns again (a key of its own in
+	// the election), or leads again.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		resp, err := old.c.Client.Get(context.Background(), old.c.ElectionPrefix()+"/", clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := false
+		for _, kv := range resp.Kvs {
+			back = back || (string(kv.Value) == old.name && clientv3.LeaseID(kv.Lease) != lease)
+		}
+		if back {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not take part again:\n%s", old.name, old.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkCycle(t, w, []*instance{w.leader(t, all...)}, all)
+	if n := old.countEvents(EventUnavailable); n != 0 || strings.Contains(old.log.String(), "Cluster unavailable") {
+		t.Fatalf("%s reported the cluster unavailable (%d events) for a session it replaced at once:\n%s", old.name, n, old.log.String())
+	}
+}
+
 // A leader that shuts down resigns: the next one leads without waiting for
 // the lease.
 func TestNode_FailoverAfterStop(t *testing.T) {
