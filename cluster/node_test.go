@@ -240,6 +240,13 @@ func TestNode_FailoverAfterStop(t *testing.T) {
 	rest := others(all, old)
 	next := w.leader(t, rest...)
 	checkCycle(t, w, []*instance{next}, rest)
+	// A follower waiting in the election stops quietly: its campaign cut
+	// short by the shutdown is no failure.
+	f := others(rest, next)[0]
+	f.stop()
+	if log := f.log.String(); strings.Contains(log, "campaign for leadership failed") {
+		t.Fatalf("%s's shutdown was logged as a failed campaign:\n%s", f.name, log)
+	}
 }
 
 // The leader is cut off from etcd: it stops refreshing and says so, another
