@@ -463,3 +463,23 @@ func TestCluster_ReadStatus(t *testing.T) {
 		t.Fatalf("after failover: %+v %v", st.Leader, err)
 	}
 }
+
+// A session lost to a short cut (just over the lease TTL) that is replaced
+// within the grace after the loss raises no cluster_unavailable alert: only
+// an outage that lasts is one.
+func TestNode_ShortCutIsNoOutage(t *testing.T) {
+	w := newWorld(t)
+	all := startThree(t, w, true)
+	old := w.leader(t, all...)
+	old.proxy.cut.Store(true)
+	old.waitFor(t, "the session loss", func() bool { return strings.Contains(old.log.String(), "lost the etcd session") })
+	old.proxy.heal()
+	old.waitFor(t, "a new session", func() bool {
+		old.node.mu.Lock()
+		defer old.node.mu.Unlock()
+		return old.node.available
+	})
+	if n := old.countEvents(EventUnavailable); n != 0 {
+		t.Fatalf("%s raised cluster_unavailable for a session it replaced within the grace:\n%s", old.name, old.log.String())
+	}
+}
