@@ -28,6 +28,9 @@ func TestNode_SteadyState(t *testing.T) {
 		}
 	}
 	leader := w.leader(t, all...)
+	if log := leader.log.String(); !strings.Contains(log, "seeded etcd with the local token file's token") {
+		t.Fatalf("the first leader does not say it seeded etcd:\n%s", log)
+	}
 	const cycles = 5
 	for i := range cycles {
 		r := w.cycle(t)
@@ -285,6 +288,7 @@ func TestNode_LeaderCutOff(t *testing.T) {
 	if old.countEvents(EventLeading) != 1 {
 		t.Fatal("the healed instance led again while another leads")
 	}
+	old.assertAppliedOnce(t)
 }
 
 // One etcd member dies (the raft leader, the worst case): refreshes go on,
@@ -422,6 +426,25 @@ func TestNode_EtcdUnavailable(t *testing.T) {
 	checkCycle(t, w, []*instance{next}, all)
 	if st := next.node.State(); !st.Leading || !st.Available || !st.DownSince.IsZero() {
 		t.Fatalf("state after recovery: %+v", st)
+	}
+	// The watchers started again from the record they had.
+	for _, in := range all {
+		in.assertAppliedOnce(t)
+	}
+}
+
+// assertAppliedOnce fails if in applied a record twice (a watcher that
+// starts again must not hand the record it had to the bots again).
+func (in *instance) assertAppliedOnce(t *testing.T) {
+	t.Helper()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	seen := map[uint64]bool{}
+	for _, rec := range in.applied {
+		if seen[rec.Seq] {
+			t.Fatalf("%s applied record #%d twice", in.name, rec.Seq)
+		}
+		seen[rec.Seq] = true
 	}
 }
 
