@@ -154,7 +154,7 @@ type Cluster struct {
 	// Now is the wall clock for record times and events; nil means time.Now.
 	Now func() time.Time
 
-	testHookLoginWrite func() // called before each login write attempt
+	testHookLoginWrite func(val []byte) // called before each login write attempt, with the value it writes
 }
 
 // Open validates cfg, loads the encryption key, and creates the etcd

@@ -85,7 +85,7 @@ func (c *Cluster) Login(ctx context.Context, do func(ctx context.Context) (token
 			return Record{}, err
 		}
 		if c.testHookLoginWrite != nil {
-			c.testHookLoginWrite()
+			c.testHookLoginWrite(val)
 		}
 		var resp *clientv3.TxnResponse
 		ambiguous := false

@@ -122,7 +122,7 @@ func TestCluster_LoginRetriesWhenRecordChanges(t *testing.T) {
 	leader := w.leader(t, all...)
 	in := others(all, leader)[0]
 	attempts := 0
-	in.c.testHookLoginWrite = func() {
+	in.c.testHookLoginWrite = func([]byte) {
 		attempts++
 		if attempts == 1 {
 			checkCycle(t, w, []*instance{leader}, all) // record #2 lands in between
@@ -140,6 +140,34 @@ func TestCluster_LoginRetriesWhenRecordChanges(t *testing.T) {
 	}
 	if !strings.Contains(in.log.String(), "changed while logging in") {
 		t.Fatal("no retry line")
+	}
+}
+
+// A refused login write is taken for applied only when an earlier attempt
+// failed ambiguously: a record that changed under a clean attempt, even to
+// the very value it would write, is read again and written anew.
+func TestCluster_LoginRefusedWriteIsNotTakenForApplied(t *testing.T) {
+	w := newWorld(t)
+	all := startThree(t, w, false)
+	in := all[0]
+	attempts := 0
+	in.c.testHookLoginWrite = func(val []byte) {
+		attempts++
+		if attempts == 1 {
+			// Someone stores the same bytes first: the attempt's
+			// compare on the record's revision fails, with no error.
+			if _, err := in.c.Client.Put(context.Background(), in.c.TokenKey(), string(val)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	rec, err := in.c.Login(context.Background(), func(context.Context) (tokensender.Token, error) { return loginToken("same"), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := currentSeq(t, in)
+	if attempts != 2 || rec.Seq != 3 || cur.Seq != 3 || cur.ModRevision != rec.ModRevision {
+		t.Fatalf("attempts %d, login's record #%d (revision %d), stored #%d (revision %d); want a second write, #3", attempts, rec.Seq, rec.ModRevision, cur.Seq, cur.ModRevision)
 	}
 }
 

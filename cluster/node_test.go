@@ -28,6 +28,9 @@ func TestNode_SteadyState(t *testing.T) {
 		}
 	}
 	leader := w.leader(t, all...)
+	if log := leader.log.String(); !strings.Contains(log, "seeded etcd with the local token file's token") {
+		t.Fatalf("the first leader does not say it seeded etcd:\n%s", log)
+	}
 	const cycles = 5
 	for i := range cycles {
 		r := w.cycle(t)
@@ -77,6 +80,11 @@ func TestNode_SteadyState(t *testing.T) {
 	for _, in := range all {
 		if in != leader && in.countEvents(EventLeading) != 0 {
 			t.Fatalf("%s led too", in.name)
+		}
+		// Each report of an applied record (all but the last are done:
+		// records are handled one after the other) went through quietly.
+		if log := in.log.String(); strings.Contains(log, "report applied record") {
+			t.Fatalf("%s complained about its reports:\n%s", in.name, log)
 		}
 	}
 }
@@ -172,6 +180,56 @@ func TestNode_FailoverAfterCrash(t *testing.T) {
 	}
 }
 
+// The leader's lease revoked from outside while etcd answers (its election
+// key goes with it): it stops refreshing and says so, takes part again at
+// once on a new session, and raises no cluster_unavailable alert.
+func TestNode_LeaseLostWhileEtcdAnswersIsNoOutage(t *testing.T) {
+	w := newWorld(t)
+	all := startThree(t, w, false)
+	old := w.leader(t, all...)
+	resp, err := old.c.Client.Get(context.Background(), old.c.ElectionPrefix()+"/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lease clientv3.LeaseID
+	for _, kv := range resp.Kvs {
+		if string(kv.Value) == old.name {
+			lease = clientv3.LeaseID(kv.Lease)
+		}
+	}
+	if lease == 0 {
+		t.Fatalf("no election key of %s", old.name)
+	}
+	if _, err := old.c.Client.Revoke(context.Background(), lease); err != nil {
+		t.Fatal(err)
+	}
+	old.waitFor(t, "the step down", func() bool { return strings.Contains(old.log.String(), "stopped refreshing at once") })
+	// A new session: the instance campaigns again (a key of its own in
+	// the election), or leads again.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		resp, err := old.c.Client.Get(context.Background(), old.c.ElectionPrefix()+"/", clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := false
+		for _, kv := range resp.Kvs {
+			back = back || (string(kv.Value) == old.name && clientv3.LeaseID(kv.Lease) != lease)
+		}
+		if back {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not take part again:\n%s", old.name, old.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkCycle(t, w, []*instance{w.leader(t, all...)}, all)
+	if n := old.countEvents(EventUnavailable); n != 0 || strings.Contains(old.log.String(), "Cluster unavailable") {
+		t.Fatalf("%s reported the cluster unavailable (%d events) for a session it replaced at once:\n%s", old.name, n, old.log.String())
+	}
+}
+
 // A leader that shuts down resigns: the next one leads without waiting for
 // the lease.
 func TestNode_FailoverAfterStop(t *testing.T) {
@@ -185,6 +243,13 @@ func TestNode_FailoverAfterStop(t *testing.T) {
 	rest := others(all, old)
 	next := w.leader(t, rest...)
 	checkCycle(t, w, []*instance{next}, rest)
+	// A follower waiting in the election stops quietly: its campaign cut
+	// short by the shutdown is no failure.
+	f := others(rest, next)[0]
+	f.stop()
+	if log := f.log.String(); strings.Contains(log, "campaign for leadership failed") {
+		t.Fatalf("%s's shutdown was logged as a failed campaign:\n%s", f.name, log)
+	}
 }
 
 // The leader is cut off from etcd: it stops refreshing and says so, another
@@ -223,6 +288,7 @@ func TestNode_LeaderCutOff(t *testing.T) {
 	if old.countEvents(EventLeading) != 1 {
 		t.Fatal("the healed instance led again while another leads")
 	}
+	old.assertAppliedOnce(t)
 }
 
 // One etcd member dies (the raft leader, the worst case): refreshes go on,
@@ -361,6 +427,25 @@ func TestNode_EtcdUnavailable(t *testing.T) {
 	if st := next.node.State(); !st.Leading || !st.Available || !st.DownSince.IsZero() {
 		t.Fatalf("state after recovery: %+v", st)
 	}
+	// The watchers started again from the record they had.
+	for _, in := range all {
+		in.assertAppliedOnce(t)
+	}
+}
+
+// assertAppliedOnce fails if in applied a record twice (a watcher that
+// starts again must not hand the record it had to the bots again).
+func (in *instance) assertAppliedOnce(t *testing.T) {
+	t.Helper()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	seen := map[uint64]bool{}
+	for _, rec := range in.applied {
+		if seen[rec.Seq] {
+			t.Fatalf("%s applied record #%d twice", in.name, rec.Seq)
+		}
+		seen[rec.Seq] = true
+	}
 }
 
 // ReadStatus shows the leader, the record and what each instance applied.
@@ -399,5 +484,25 @@ func TestCluster_ReadStatus(t *testing.T) {
 	st, err := next.c.ReadStatus(context.Background())
 	if err != nil || st.Leader != next.name {
 		t.Fatalf("after failover: %+v %v", st.Leader, err)
+	}
+}
+
+// A session lost to a short cut (just over the lease TTL) that is replaced
+// within the grace after the loss raises no cluster_unavailable alert: only
+// an outage that lasts is one.
+func TestNode_ShortCutIsNoOutage(t *testing.T) {
+	w := newWorld(t)
+	all := startThree(t, w, true)
+	old := w.leader(t, all...)
+	old.proxy.cut.Store(true)
+	old.waitFor(t, "the session loss", func() bool { return strings.Contains(old.log.String(), "lost the etcd session") })
+	old.proxy.heal()
+	old.waitFor(t, "a new session", func() bool {
+		old.node.mu.Lock()
+		defer old.node.mu.Unlock()
+		return old.node.available
+	})
+	if n := old.countEvents(EventUnavailable); n != 0 {
+		t.Fatalf("%s raised cluster_unavailable for a session it replaced within the grace:\n%s", old.name, old.log.String())
 	}
 }

@@ -36,12 +36,9 @@ type NodeReport struct {
 // ReadStatus reads the leader, the record and the node reports.
 func (c *Cluster) ReadStatus(ctx context.Context) (Status, error) {
 	var st Status
-	resp, err := c.Client.Get(ctx, c.ElectionPrefix()+"/", clientv3.WithFirstCreate()...)
-	if err != nil {
-		return st, fmt.Errorf("read the cluster leader from etcd: %w", err)
-	}
-	if len(resp.Kvs) > 0 {
-		st.Leader = string(resp.Kvs[0].Value)
+	var err error
+	if st.Leader, err = c.Leader(ctx); err != nil {
+		return st, err
 	}
 	st.Record, st.HasRecord, err = c.ReadRecord(ctx)
 	if err != nil {
@@ -61,6 +58,19 @@ func (c *Cluster) ReadStatus(ctx context.Context) (Status, error) {
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Name < st.Nodes[j].Name })
 	return st, nil
+}
+
+// Leader is the name of the node that leads ("" when nobody does): the
+// election's oldest key, as concurrency.Election.Leader reads it.
+func (c *Cluster) Leader(ctx context.Context) (string, error) {
+	resp, err := c.Client.Get(ctx, c.ElectionPrefix()+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", fmt.Errorf("read the cluster leader from etcd: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", nil
+	}
+	return string(resp.Kvs[0].Value), nil
 }
 
 // report records that this node applied rec.

@@ -101,6 +101,28 @@ func TestLeaderStore_WriteRefusedAfterRecordChanged(t *testing.T) {
 	}
 }
 
+// A refused write is taken for applied only when an earlier attempt failed
+// ambiguously: a record changed under a clean attempt, even to the very
+// value it would write, is ErrRecordChanged.
+func TestLeaderStore_CleanRefusalIsNotTakenForApplied(t *testing.T) {
+	w := newWorld(t)
+	all := startThree(t, w, false)
+	leader := w.leader(t, all...)
+	s := leader.store(t)
+	prev, _ := currentSeq(t, leader)
+	rec := Record{Token: loginToken("same-bytes"), Writer: leader.name, Reason: ReasonRefresh, Seq: prev.Seq + 1}
+	val, err := w.codec.Encode(leader.c.TokenKey(), rec) // clear records: the same bytes write would store
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.c.Client.Put(context.Background(), leader.c.TokenKey(), string(val)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.write(context.Background(), rec, prev.ModRevision); !errors.Is(err, ErrRecordChanged) {
+		t.Fatalf("write over a changed record: err = %v, want ErrRecordChanged", err)
+	}
+}
+
 // A store whose election key is not (or no longer) ours does not even call
 // the refresher: etcd refuses the read.
 func TestLeaderStore_NoRefreshWithoutLeadership(t *testing.T) {

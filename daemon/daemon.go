@@ -99,6 +99,14 @@ type Daemon struct {
 	// Settings are printed after the start banner, one "Name: value" line
 	// each, in order (socket path, token file, app config).
 	Settings [][2]string
+	// Quiet leaves out the start and stop banners and the settings lines:
+	// cluster mode prints them once per process, and runs one loop per
+	// term of leadership.
+	Quiet bool
+	// FirstRefresh, if set, is when the first refresh is due (at once if
+	// it has passed); zero means at once. Cluster mode: a new leader
+	// continues the schedule of the token it takes over.
+	FirstRefresh time.Time
 	// OnEvent, if set, hears every state change (metrics, alert hooks,
 	// systemd). It is called on the loop's goroutine and must not block.
 	OnEvent func(tokensender.Event)
@@ -128,11 +136,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.held = tok
-	d.banner("Token Refresh Sender Initialized")
-	d.banner("Token Refresh Sender Started")
-	d.log.Info("Refresh interval: " + tokensender.HumanDuration(d.Interval))
-	for _, s := range d.Settings {
-		d.log.Info(s[0] + ": " + s[1])
+	if !d.Quiet {
+		d.banner("Token Refresh Sender Initialized")
+		d.banner("Token Refresh Sender Started")
+		d.log.Info("Refresh interval: " + tokensender.HumanDuration(d.Interval))
+		for _, s := range d.Settings {
+			d.log.Info(s[0] + ": " + s[1])
+		}
 	}
 	defer d.stop()
 	d.emit(tokensender.Event{Kind: tokensender.EventStarted})
@@ -140,6 +150,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Each cycle's lines, from the wait for it on, carry its number as a
 	// structured field (JSON format only).
 	next := d.now()
+	if !d.FirstRefresh.IsZero() {
+		next = d.FirstRefresh
+	}
 	for cycle := 1; d.MaxCycles == 0 || cycle <= d.MaxCycles; cycle++ {
 		d.log = d.Logger.With(logging.Cycle(cycle))
 		if !d.waitUntil(ctx, next) {
@@ -521,7 +534,9 @@ func (d *Daemon) stop() {
 		d.deliveryC(ErrStopping)
 	}
 	d.inflight.Wait()
-	d.banner("Token Refresh Sender Stopped")
+	if !d.Quiet {
+		d.banner("Token Refresh Sender Stopped")
+	}
 }
 
 // emit fills in the common fields and hands ev to OnEvent.

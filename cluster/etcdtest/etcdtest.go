@@ -33,12 +33,14 @@ const readyLimit = 30 * time.Second
 type Cluster struct {
 	dir     string
 	bin     string
+	host    string // the extra client address, or ""
 	members []*member
 }
 
 type member struct {
 	name    string
 	client  string // http://127.0.0.1:port
+	extra   string // http://<extra host>:port, or ""
 	peer    string
 	dataDir string
 	logPath string
@@ -69,11 +71,37 @@ func Start(tb testing.TB, n int) *Cluster {
 	return c
 }
 
+// StartOn is Start with the members also serving clients on host (an
+// address of this machine, such as one end of a veth pair that a network
+// namespace reaches): EndpointsOn(host) are those URLs.
+func StartOn(tb testing.TB, n int, host string) *Cluster {
+	tb.Helper()
+	bin, err := exec.LookPath(Binary)
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			tb.Skipf("etcd binary not found on PATH (apt-get install etcd-server); set CI=true to make this a failure")
+		}
+		tb.Fatalf("etcd binary not found on PATH, and CI is set: install etcd-server (%v)", err)
+	}
+	c, err := LaunchOn(tb.TempDir(), bin, n, host)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
 // Launch starts an n-member cluster with its data under dir, running the
 // etcd binary bin. Close stops it.
 func Launch(dir, bin string, n int) (*Cluster, error) {
-	c := &Cluster{dir: dir, bin: bin}
-	ports, err := freePorts(2 * n)
+	return LaunchOn(dir, bin, n, "")
+}
+
+// LaunchOn is Launch with the members also serving clients on host ("":
+// loopback only).
+func LaunchOn(dir, bin string, n int, host string) (*Cluster, error) {
+	c := &Cluster{dir: dir, bin: bin, host: host}
+	ports, err := freePorts(2*n, host)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +113,9 @@ func Launch(dir, bin string, n int) (*Cluster, error) {
 			peer:    "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
 			dataDir: filepath.Join(dir, "m"+strconv.Itoa(i)),
 			logPath: filepath.Join(dir, "m"+strconv.Itoa(i)+".log"),
+		}
+		if host != "" {
+			m.extra = "http://" + net.JoinHostPort(host, strconv.Itoa(ports[2*i]))
 		}
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peer)
@@ -114,6 +145,16 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
+// EndpointsOn are the members' client URLs on the extra host given to
+// StartOn or LaunchOn.
+func (c *Cluster) EndpointsOn() []string {
+	var eps []string
+	for _, m := range c.members {
+		eps = append(eps, m.extra)
+	}
+	return eps
+}
+
 // Endpoint is member i's client URL.
 func (c *Cluster) Endpoint(i int) string { return c.members[i].client }
 
@@ -138,10 +179,14 @@ func (c *Cluster) start(m *member) error {
 	// Short heartbeat and election timeouts: a lost member's successor is
 	// elected in well under a second, below the shortest lease TTL the
 	// tests use (etcd's minimum lease TTL follows from them: 1.5 x election).
+	listen := m.client
+	if m.extra != "" {
+		listen += "," + m.extra
+	}
 	cmd := exec.Command(c.bin,
 		"--name", m.name,
 		"--data-dir", m.dataDir,
-		"--listen-client-urls", m.client,
+		"--listen-client-urls", listen,
 		"--advertise-client-urls", m.client,
 		"--listen-peer-urls", m.peer,
 		"--initial-advertise-peer-urls", m.peer,
@@ -257,10 +302,10 @@ func (c *Cluster) Close() {
 	}
 }
 
-// freePorts picks n distinct TCP ports on 127.0.0.1 that were free a moment
-// ago, below Linux's ephemeral range (32768 and up) so no outgoing
-// connection takes them in the meantime.
-func freePorts(n int) ([]int, error) {
+// freePorts picks n distinct TCP ports on 127.0.0.1 (and on host, if
+// given) that were free a moment ago, below Linux's ephemeral range (32768
+// and up) so no outgoing connection takes them in the meantime.
+func freePorts(n int, host string) ([]int, error) {
 	seen := map[int]bool{}
 	var ports []int
 	for tries := 0; len(ports) < n; tries++ {
@@ -277,6 +322,13 @@ func freePorts(n int) ([]int, error) {
 			continue
 		}
 		ln.Close()
+		if host != "" {
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+			if err != nil {
+				continue
+			}
+			ln.Close()
+		}
 		ports = append(ports, p)
 	}
 	return ports, nil

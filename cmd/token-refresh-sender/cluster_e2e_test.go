@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/cluster/etcdtest"
 	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
@@ -27,6 +28,7 @@ type clusterHost struct {
 	dir       string
 	tokenFile string
 	bot       *bot
+	receipts  *receipts
 	proc      *testproc.Proc
 }
 
@@ -48,7 +50,7 @@ func newClusterHosts(t *testing.T, s *sandbox, n int) []*clusterHost {
 		if i == 0 {
 			h.tokenFile = s.tokenFile
 		}
-		h.bot = startBot(t, filepath.Join(h.dir, "bot.sock"), "OK\n")
+		h.bot, h.receipts = startTimedBot(t, filepath.Join(h.dir, "bot.sock"))
 		hosts = append(hosts, h)
 	}
 	return hosts
@@ -70,14 +72,22 @@ func clusterKey(t *testing.T, s *sandbox) string {
 
 func (h *clusterHost) start(t *testing.T, s *sandbox, endpoints []string, keyFile string, extra ...string) {
 	t.Helper()
-	h.proc = start(t, []string{"SSL_CERT_FILE=" + s.certFile},
-		append([]string{"run", "--config", s.config, "--token-file", h.tokenFile,
+	h.startIn(t, nil, s.config, s.certFile, endpoints, keyFile, extra...)
+}
+
+// startIn starts the host's instance behind the command prefix (such as
+// ip netns exec NAME), with the app config and the CA file given.
+func (h *clusterHost) startIn(t *testing.T, prefix []string, config, certFile string, endpoints []string, keyFile string, extra ...string) {
+	t.Helper()
+	cmd := append(append([]string{}, prefix...), binary)
+	h.proc = testproc.Start(t, "token-refresh-sender", []string{"SSL_CERT_FILE=" + certFile}, cmd[0],
+		append(append(cmd[1:], "run", "--config", config, "--token-file", h.tokenFile,
 			"--log-file", filepath.Join(h.dir, "token_refresh_sender.log"),
 			"--socket", h.bot.path, "--interval", "2s",
 			"--etcd-endpoints", strings.Join(endpoints, ","),
 			"--etcd-lease-ttl", clusterLeaseTTL.String(),
 			"--etcd-encryption-key-file", keyFile,
-			"--node-name", h.name}, extra...)...)
+			"--node-name", h.name), extra...)...)
 }
 
 // distinct is the set of messages b received.
@@ -159,16 +169,32 @@ func startCluster(t *testing.T, s *sandbox, hosts []*clusterHost, endpoints []st
 	}
 }
 
-// Three instances against a real 3-member etcd: one leader refreshes
-// (exactly one token request per cycle), every host's file and bot get
-// every token; after kill -9 of the leader another instance leads within
-// the lease TTL plus 2 s and the surviving bots keep receiving tokens.
-func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
+// Three instances against a real 3-member etcd, with 20-second tokens and
+// 3-second leases: one leader refreshes (exactly one token request per
+// cycle) and every host's file and bot get every token; SIGUSR1 on a
+// follower only names the leader; one etcd member (raft's leader) is
+// killed and nothing is interrupted; after kill -9 of the leader another
+// instance leads within the lease TTL plus 2 s, continues the record's
+// schedule (no refresh at takeover: the token is not due), and the bots on
+// the surviving hosts hold an unexpired token 100.00% of the time.
+//
+// The first leader refreshes every 2 s (a quick steady state), the others
+// every 6 s: the record they take over is then not due yet, so a refresh at
+// takeover would be an extra one.
+func TestCluster_steadyStateMemberLossAndLeaderKill(t *testing.T) {
 	etcd := etcdtest.Start(t, 3)
-	s := newSandbox(t)
+	s := newClusterSandbox(t, clusterTokenLifetime)
 	key := clusterKey(t, s)
 	hosts := newClusterHosts(t, s, 3)
-	startCluster(t, s, hosts, etcd.Endpoints(), key)
+	hosts[0].start(t, s, etcd.Endpoints(), key)
+	hosts[0].proc.WaitFor("Cluster: this instance (node0) is now the leader", 1)
+	hosts[0].proc.WaitFor("seeded etcd with the local token file's token", 1)
+	for _, h := range hosts[1:] {
+		h.start(t, s, etcd.Endpoints(), key, "--interval", survivorInterval.String())
+	}
+	for _, h := range hosts[1:] {
+		h.proc.WaitFor("Cluster: new token from etcd", 1)
+	}
 
 	// Steady state: three refresh cycles on the leader, between two
 	// cycles (the next one is 2 s away).
@@ -236,8 +262,28 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 	t.Logf("status:\n%s", text)
 	s.assertNoSecrets(out, text)
 
+	// SIGUSR1 on a follower: one line naming the leader, no refresh.
+	hosts[1].proc.Signal(syscall.SIGUSR1)
+	hosts[1].proc.WaitFor("Refresh requested (SIGUSR1), but this instance (node1) follows and only the leader refreshes: the leader is node0; send SIGUSR1 there", 1)
+
+	// One etcd member lost (raft's leader, the harshest): the cluster
+	// goes on, every bot gets every token, nobody loses its session.
+	lost := raftLeader(t, etcd)
+	etcd.Stop(lost)
+	t.Logf("killed etcd member %d (raft leader)", lost)
+	cycles := leader.proc.Count("Next refresh at")
+	leader.proc.WaitFor("Next refresh at", cycles+3)
+	waitBots(t, hosts, s.fake.Stats().Refreshes+1)
+	for _, h := range hosts {
+		for _, bad := range []string{"Cluster unavailable", "lost the etcd session", "no longer the leader", "is now the leader"} {
+			if n := h.proc.Count(bad); n != 0 && !(h == leader && bad == "is now the leader" && n == 1) {
+				t.Errorf("%s logged %q after one etcd member was lost:\n%s", h.name, bad, h.proc.Text())
+			}
+		}
+	}
+
 	// kill -9 of the leader, right after a cycle.
-	leader.proc.WaitFor("Next refresh at", 4)
+	leader.proc.WaitFor("Next refresh at", leader.proc.Count("Next refresh at")+1)
 	waitBots(t, hosts, s.fake.Stats().Refreshes+1)
 	killedAt := time.Now()
 	leader.proc.Signal(syscall.SIGKILL)
@@ -257,20 +303,40 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 	if failover > clusterLeaseTTL+2*time.Second {
 		t.Errorf("failover took %v, more than the lease TTL %v plus 2s", failover, clusterLeaseTTL)
 	}
+	// The new leader continues the record's schedule: the token it took
+	// over is not due (6 s interval), so no refresh at takeover.
+	newLeader := hosts[next]
+	newLeader.proc.WaitFor("Cluster: the token in etcd is valid until", 1)
+	if got := s.fake.Stats().Refreshes; got != beforeKill {
+		t.Errorf("fake Schwab saw %d refreshes at takeover, want %d (the token was not due)", got, beforeKill)
+	}
+	if n := newLeader.proc.Count("due for a refresh"); n != 0 {
+		t.Errorf("%s found the record due at takeover:\n%s", newLeader.name, newLeader.proc.Text())
+	}
 
-	// The new leader refreshes (at once, then every 2 s) and both
-	// surviving bots receive every token.
+	// It refreshes on the record's schedule; SIGUSR1 now reaches its
+	// refresh loop; both surviving bots receive every token.
 	survivors := []*clusterHost{hosts[1], hosts[2]}
-	hosts[next].proc.WaitFor("Next refresh at", 2)
+	newLeader.proc.WaitFor("Next refresh at", 1)
+	newLeader.proc.Signal(syscall.SIGUSR1)
+	newLeader.proc.WaitFor("Refresh requested (SIGUSR1)", 1)
+	newLeader.proc.WaitFor("Next refresh at", 2)
 	total := s.fake.Stats().Refreshes
-	if total < beforeKill+2 {
-		t.Errorf("fake Schwab saw %d refreshes after the new leader's 2 cycles, want at least %d", total, beforeKill+2)
+	if total != beforeKill+2 {
+		t.Errorf("fake Schwab saw %d refreshes after the new leader's 2 cycles (the second on SIGUSR1), want %d", total, beforeKill+2)
 	}
 	waitBots(t, survivors, total+1)
 	if got := len(distinct(hosts[0].bot)); got != beforeKill+1 {
 		t.Errorf("the killed host's bot got %d distinct tokens, want %d", got, beforeKill+1)
 	}
+	// A leadership change prints one line, not the start banner again.
+	for _, h := range survivors {
+		if n := h.proc.Count("Token Refresh Sender Started"); n != 1 {
+			t.Errorf("%s printed the start banner %d times, want once:\n%s", h.name, n, h.proc.Text())
+		}
+	}
 
+	end := time.Now()
 	for _, h := range survivors {
 		h.proc.Signal(syscall.SIGTERM)
 	}
@@ -278,9 +344,21 @@ func TestCluster_steadyStateAndLeaderKill(t *testing.T) {
 		if code := h.proc.Wait(); code != 0 {
 			t.Errorf("%s exited %d; stderr: %s", h.name, code, h.proc.Stderr())
 		}
+		if n := h.proc.Count("Token Refresh Sender Stopped"); n != 1 {
+			t.Errorf("%s printed the stop banner %d times, want once", h.name, n)
+		}
+	}
+	// Availability across the kill: the share of time each surviving bot
+	// held an unexpired token, from its first token to the end.
+	for _, h := range survivors {
+		avail, margin := h.availability(t, end)
+		t.Logf("%s: bot held an unexpired token %.2f%% of the time across the leader kill; tightest margin %v before expiry", h.name, 100*avail, margin.Round(time.Millisecond))
+		if avail < 1 {
+			t.Errorf("%s's bot held an unexpired token only %.4f%% of the time, want 100.00%%", h.name, 100*avail)
+		}
 	}
 	// Exactly one token request per refresh cycle, across every instance.
-	cycles := 0
+	cycles = 0
 	for _, h := range hosts {
 		cycles += h.proc.Count("--- Refresh Cycle")
 	}
@@ -306,10 +384,91 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 	follower := hosts[1]
 	hosts[0].proc.WaitFor("Next refresh at", 1)
 
-	cmd := exec.Command(binary, "login", "--config", s.config, "--token-file", follower.tokenFile,
-		"--log-file", filepath.Join(follower.dir, "login.log"), "--manual", "--no-browser", "--timeout", "1m",
-		"--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--etcd-lease-ttl", clusterLeaseTTL.String(),
+	out := clusterLogin(t, s, follower, "--etcd-endpoints", strings.Join(etcd.Endpoints(), ","), "--etcd-lease-ttl", clusterLeaseTTL.String(),
 		"--etcd-encryption-key-file", key, "--node-name", "login-on-node1")
+	stored := time.Now()
+	if !strings.Contains(out, "the new login's token is stored in etcd") {
+		t.Errorf("login did not store the token in etcd:\n%s", out)
+	}
+	if got := s.fake.Stats().Exchanges; got != 1 {
+		t.Errorf("fake Schwab saw %d code exchanges, want 1", got)
+	}
+	loginTok := mustToken(t, follower.tokenFile)
+	if !s.fake.ValidAccessToken(loginTok.AccessToken) {
+		t.Fatal("the follower's token file does not hold the login's working token")
+	}
+
+	// Every bot receives a token carrying the login's refresh token (the
+	// login's own, or the leader's refresh from it right after).
+	waitLoginEverywhere(t, hosts, loginTok, stored)
+	for _, h := range hosts {
+		if h.proc.Count("login by login-on-node1") == 0 {
+			t.Errorf("%s does not say the token came from the login:\n%s", h.name, h.proc.Text())
+		}
+	}
+
+	// A login on another host without the cluster flags writes only that
+	// host's token file; its daemon sees a login newer than the cluster's
+	// and stores it in etcd, and every bot gets it.
+	other := hosts[2]
+	out2 := clusterLogin(t, s, other)
+	if strings.Contains(out2, "etcd") {
+		t.Errorf("a login without --etcd-endpoints spoke of etcd:\n%s", out2)
+	}
+	local := mustToken(t, other.tokenFile)
+	if local.RefreshToken == loginTok.RefreshToken {
+		t.Fatal("the second login did not write a new refresh token")
+	}
+	other.proc.WaitFor("made without --etcd-endpoints; storing it in etcd for every instance", 1)
+	waitLoginEverywhere(t, hosts, local, time.Now())
+	for _, h := range hosts {
+		if h.proc.Count("login by node2") == 0 {
+			t.Errorf("%s does not say the token came from node2's login:\n%s", h.name, h.proc.Text())
+		}
+	}
+
+	// An older token put in a host's file (a restored backup) is not a
+	// login: one WARNING, etcd keeps the cluster's token, and the next
+	// record puts it back in the file.
+	current := mustToken(t, other.tokenFile)
+	stale := current
+	stale.AccessToken, stale.RefreshToken = "I0.stale-access-token-from-a-backup@", "stale-refresh-token-from-a-backup@"
+	stale.ExpiresAt = time.Now().Add(20 * time.Minute).Truncate(time.Second)
+	stale.RefreshTokenIssuedAt = local.RefreshTokenIssuedAt.Add(-time.Hour)
+	restored := hosts[1]
+	// Right after a record was written to the file and delivered (the
+	// next is 2 s away), so the watcher reads the stale file before a
+	// record replaces it.
+	recs := restored.proc.Count("Cluster: new token from etcd") + 1
+	restored.proc.WaitFor("Cluster: new token from etcd", recs)
+	restored.proc.WaitFor("Token successfully sent to trading bot", recs)
+	if err := tokenfile.Write(restored.tokenFile, tokenfile.New(stale, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	restored.proc.WaitFor("that did not come from etcd, but its login", 1)
+	restored.proc.WaitFor("Token successfully sent to trading bot", recs+1) // the next record, written and delivered
+	for _, h := range hosts {
+		if got := mustToken(t, h.tokenFile); got.RefreshToken != current.RefreshToken {
+			t.Errorf("%s's token file does not hold the cluster's refresh token after a stale token was put in %s", h.name, restored.name)
+		}
+		for _, m := range h.bot.received() {
+			if strings.Contains(string(m), "stale-") {
+				t.Errorf("%s's bot got the stale token", h.name)
+			}
+		}
+	}
+	for _, h := range hosts {
+		s.assertNoSecrets(h.proc.Text(), h.proc.Stderr())
+	}
+	s.assertNoSecrets(out, out2)
+}
+
+// clusterLogin runs a manual login for h's token file with the extra flags
+// (the cluster's, or none), plays the browser, and returns its output.
+func clusterLogin(t *testing.T, s *sandbox, h *clusterHost, extra ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"login", "--config", s.config, "--token-file", h.tokenFile,
+		"--log-file", filepath.Join(h.dir, "login.log"), "--manual", "--no-browser", "--timeout", "1m"}, extra...)...)
 	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.certFile)
 	stdin, _ := cmd.StdinPipe()
 	stdoutPipe, _ := cmd.StdoutPipe()
@@ -327,26 +486,20 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("login: %v\n%s\n%s", err, out.String(), stderr.String())
 	}
-	stored := time.Now()
-	if !strings.Contains(out.String(), "the new login's token is stored in etcd") {
-		t.Errorf("login did not store the token in etcd:\n%s", out.String())
-	}
-	if got := s.fake.Stats().Exchanges; got != 1 {
-		t.Errorf("fake Schwab saw %d code exchanges, want 1", got)
-	}
-	loginTok := mustToken(t, follower.tokenFile)
-	if !s.fake.ValidAccessToken(loginTok.AccessToken) {
-		t.Fatal("the follower's token file does not hold the login's working token")
-	}
+	s.assertNoSecrets(out.String(), stderr.String())
+	return out.String()
+}
 
-	// Every bot receives a token carrying the login's refresh token (the
-	// login's own, or the leader's refresh from it right after).
+// waitLoginEverywhere waits until every host's bot has a token with
+// login's refresh token, logging how long after since.
+func waitLoginEverywhere(t *testing.T, hosts []*clusterHost, login tokensender.Token, since time.Time) {
+	t.Helper()
 	for _, h := range hosts {
 		deadline := time.Now().Add(testproc.WaitLimit)
 		for {
 			got := false
 			for _, m := range h.bot.received() {
-				if strings.Contains(string(m), loginTok.RefreshToken) {
+				if strings.Contains(string(m), login.RefreshToken) {
 					got = true
 				}
 			}
@@ -358,15 +511,8 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		t.Logf("%s's bot has the login's token %v after the login stored it", h.name, time.Since(stored).Round(time.Millisecond))
+		t.Logf("%s's bot has the login's token %v after the login stored it", h.name, time.Since(since).Round(time.Millisecond))
 	}
-	for _, h := range hosts {
-		if h.proc.Count("login by login-on-node1") == 0 {
-			t.Errorf("%s does not say the token came from the login:\n%s", h.name, h.proc.Text())
-		}
-		s.assertNoSecrets(h.proc.Text(), h.proc.Stderr())
-	}
-	s.assertNoSecrets(out.String(), stderr.String())
 }
 
 // status with the cluster flags and etcd unreachable: one line, UNKNOWN,
@@ -433,7 +579,9 @@ func TestCluster_etcdDownAlertsAndRecovers(t *testing.T) {
 	h := hosts[0]
 	h.start(t, s, etcd.Endpoints(), key, "--interval", "1h",
 		"--notify-exec", `printf '%s\n' "$TOKEN_SENDER_EVENT" >> `+events)
-	h.proc.WaitFor("Next refresh at", 1)
+	// The seeded token is fresh: the leader waits for its usual refresh
+	// time (25 minutes away).
+	h.proc.WaitFor("Cluster: the token in etcd is valid until", 1)
 	refreshes := s.fake.Stats().Refreshes
 
 	for i := range 3 {
