@@ -729,3 +729,61 @@ func TestDaemon_Run_heartbeatWhileWaiting(t *testing.T) {
 		}
 	})
 }
+
+// Quiet: no start or stop banner and no settings lines (cluster mode runs
+// one loop per term of leadership and prints them once per process); the
+// cycle's own lines stay.
+func TestDaemon_Run_quietLeavesOutTheBanners(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(30*time.Minute, 25*time.Minute)
+		h.d.Quiet = true
+		stop := h.start(t)
+		synctest.Wait()
+		stop()
+		got := h.logText()
+		for _, banner := range []string{logging.Banner, "Initialized", "Started", "Stopped", "Refresh interval", "Socket path"} {
+			if strings.Contains(got, banner) {
+				t.Errorf("quiet loop logged %q:\n%s", banner, got)
+			}
+		}
+		if !strings.Contains(got, "Token refreshed successfully") || h.bot.count() != 1 {
+			t.Errorf("quiet loop did not refresh and deliver once (%d deliveries):\n%s", h.bot.count(), got)
+		}
+	})
+}
+
+// FirstRefresh: the first refresh waits until it; one in the past is due
+// at once.
+func TestDaemon_Run_firstRefresh(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // FirstRefresh relative to the start
+		want  time.Duration // the first delivery relative to the start
+	}{
+		{"later", 10 * time.Minute, 10 * time.Minute},
+		{"passed", -time.Minute, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(30*time.Minute, 25*time.Minute)
+				start := time.Now()
+				h.d.FirstRefresh = start.Add(tc.after)
+				stop := h.start(t)
+				time.Sleep(11 * time.Minute) // fake time: the bubble's clock only
+				synctest.Wait()
+				stop()
+				if h.bot.count() != 1 || !h.bot.at[0].Equal(start.Add(tc.want)) {
+					t.Errorf("deliveries %v after the start, want one at %v", relative(h.bot.at, start), tc.want)
+				}
+			})
+		})
+	}
+}
+
+func relative(ts []time.Time, since time.Time) []time.Duration {
+	var ds []time.Duration
+	for _, t := range ts {
+		ds = append(ds, t.Sub(since))
+	}
+	return ds
+}
