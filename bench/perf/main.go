@@ -40,6 +40,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -60,6 +61,7 @@ type options struct {
 	binary  string
 	tags    string
 	args    []string
+	starts  int // daemons started so far
 }
 
 func main() {
@@ -160,7 +162,7 @@ func measure(o options, dir string) ([]result, error) {
 			return nil, err
 		}
 		for run := range o.runs {
-			d, err := startDaemon(o.binary, f, o.args)
+			d, err := o.start(f)
 			if err != nil {
 				return nil, err
 			}
@@ -186,7 +188,7 @@ func measure(o options, dir string) ([]result, error) {
 	for i, name := range o.servers {
 		r := &results[i]
 		var err error
-		if daemons[i], err = startDaemon(o.binary, fs[i], o.args); err != nil {
+		if daemons[i], err = o.start(fs[i]); err != nil {
 			return nil, err
 		}
 		if _, err := daemons[i].firstCycle(); err != nil {
@@ -232,6 +234,22 @@ func measure(o options, dir string) ([]result, error) {
 		fmt.Printf("%s: after %d forced cycles RssAnon %d kB (%d kB as the last one ended), VmHWM %d kB\n", r.server, o.cycles, r.rssAfter, r.rssAfterNow, r.hwmAfter)
 	}
 	return results, nil
+}
+
+// start starts one daemon with a fresh token file (its access token just
+// expired, so every start refreshes at once) and o.args, where "{start}"
+// becomes a number of its own (for an etcd prefix of its own, in cluster
+// mode: a record left by the previous start would not be due).
+func (o *options) start(f files) (*daemon, error) {
+	o.starts++
+	if err := f.resetTokens(); err != nil {
+		return nil, err
+	}
+	args := make([]string, len(o.args))
+	for i, a := range o.args {
+		args[i] = strings.ReplaceAll(a, "{start}", strconv.Itoa(o.starts))
+	}
+	return startDaemon(o.binary, f, args)
 }
 
 // report prints the table of figures beside the goals.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	tokensender "github.com/schwabtools/token-refresh-sender"
 	"github.com/schwabtools/token-refresh-sender/fakeschwab"
 	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
@@ -99,6 +100,7 @@ func (l noDelayListener) Accept() (net.Conn, error) {
 // files are what the daemon is started with.
 type files struct {
 	dir, cert, config, tokens, socket string
+	login                             func() tokensender.Token // a fresh login at the server
 }
 
 // writeFiles writes a CA bundle for SSL_CERT_FILE (the system's bundle
@@ -123,7 +125,18 @@ func (s *server) writeFiles(dir string) (files, error) {
 	if err := os.WriteFile(f.config, []byte(app), 0o600); err != nil {
 		return f, err
 	}
-	return f, tokenfile.Write(f.tokens, tokenfile.New(s.fake.Login(), time.Now()))
+	f.login = s.fake.Login
+	return f, f.resetTokens()
+}
+
+// resetTokens writes a token file whose access token has just expired, as
+// after a night with the daemon stopped: due at once in single-host and
+// in cluster mode (where a new leader otherwise keeps the record's
+// schedule).
+func (f files) resetTokens() error {
+	tok := f.login()
+	tok.ExpiresAt = time.Now().Add(-time.Minute)
+	return tokenfile.Write(f.tokens, tokenfile.New(tok, time.Now()))
 }
 
 // systemBundle is the system's CA bundle (the first found of the usual
