@@ -56,24 +56,13 @@ type member struct {
 // the etcd binary is missing and the CI environment variable is not set.
 func Start(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	bin, err := exec.LookPath(Binary)
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			tb.Skipf("etcd binary not found on PATH (apt-get install etcd-server); set CI=true to make this a failure")
-		}
-		tb.Fatalf("etcd binary not found on PATH, and CI is set: install etcd-server (%v)", err)
-	}
-	c, err := Launch(tb.TempDir(), bin, n)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	return c
+	return StartOn(tb, n, "")
 }
 
-// StartOn is Start with the members also serving clients on host (an
-// address of this machine, such as one end of a veth pair that a network
-// namespace reaches): EndpointsOn(host) are those URLs.
+// StartOn is Start with the members also serving clients on host ("":
+// loopback only; else an address of this machine, such as one end of a
+// veth pair that a network namespace reaches): EndpointsOn(host) are those
+// URLs.
 func StartOn(tb testing.TB, n int, host string) *Cluster {
 	tb.Helper()
 	bin, err := exec.LookPath(Binary)

@@ -3,10 +3,6 @@ package main_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,9 +10,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/schwabtools/token-refresh-sender/cluster/etcdtest"
-	"github.com/schwabtools/token-refresh-sender/fakeschwab"
-	"github.com/schwabtools/token-refresh-sender/internal/testproc"
-	"github.com/schwabtools/token-refresh-sender/tokenfile"
 )
 
 // clusterTokenLifetime is the access token's lifetime in the failover
@@ -32,25 +25,7 @@ const survivorInterval = 6 * time.Second
 // live lifetime.
 func newClusterSandbox(t *testing.T, lifetime time.Duration) *sandbox {
 	t.Helper()
-	s := &sandbox{t: t, dir: testproc.ShortDir(t), clock: &offsetClock{}}
-	s.fake = fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: "https://127.0.0.1:8182",
-		AccessTokenLifetime: lifetime, Now: s.clock.now})
-	srv, err := fakeschwab.StartTLS(s.fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	s.srv = srv
-	s.certFile = s.write("fake-schwab.pem", string(srv.CertPEM), 0o644)
-	s.config = s.write("configs/schwab_app_config.yaml", fmt.Sprintf(
-		"app_name: E2E\napp_key: %s\napp_secret: %s\ncallback_url: https://127.0.0.1:8182\ntoken_url: %s\n",
-		appKey, appSecret, srv.TokenURL), 0o600)
-	s.login = s.fake.Login()
-	s.tokenFile = filepath.Join(s.dir, "configs", "schwab_tokens.json")
-	if err := tokenfile.Write(s.tokenFile, tokenfile.New(s.login, time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return newSandboxLifetime(t, lifetime)
 }
 
 // receipt is one token a bot received, and when.
@@ -75,35 +50,17 @@ func (r *receipts) all() []receipt {
 // arrived and when it expires (the message's expires_at).
 func startTimedBot(t *testing.T, path string) (*bot, *receipts) {
 	t.Helper()
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatalf("bot: %v", err)
-	}
-	b, r := &bot{path: path}, &receipts{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			data, _ := io.ReadAll(io.LimitReader(c, 1<<16))
-			at := time.Now()
-			var msg struct {
-				ExpiresAt int64 `json:"expires_at"`
-			}
-			if json.Unmarshal(data, &msg) == nil {
-				r.mu.Lock()
-				r.list = append(r.list, receipt{at: at, expiresAt: time.Unix(msg.ExpiresAt, 0)})
-				r.mu.Unlock()
-			}
-			b.mu.Lock()
-			b.messages = append(b.messages, data)
-			b.mu.Unlock()
-			c.Write([]byte("OK\n"))
-			c.Close()
+	r := &receipts{}
+	b := listenBotFunc(t, "unix", path, "OK\n", func(data []byte, at time.Time) {
+		var msg struct {
+			ExpiresAt int64 `json:"expires_at"`
 		}
-	}()
-	t.Cleanup(func() { ln.Close() })
+		if json.Unmarshal(data, &msg) == nil {
+			r.mu.Lock()
+			r.list = append(r.list, receipt{at: at, expiresAt: time.Unix(msg.ExpiresAt, 0)})
+			r.mu.Unlock()
+		}
+	})
 	return b, r
 }
 

@@ -89,8 +89,16 @@ func (c *offsetClock) advance(d time.Duration) {
 
 func newSandbox(t *testing.T) *sandbox {
 	t.Helper()
+	return newSandboxLifetime(t, 0)
+}
+
+// newSandboxLifetime is newSandbox with access tokens living lifetime
+// (0: fakeschwab's default, 30 minutes).
+func newSandboxLifetime(t *testing.T, lifetime time.Duration) *sandbox {
+	t.Helper()
 	s := &sandbox{t: t, dir: testproc.ShortDir(t), clock: &offsetClock{}}
-	s.fake = fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: "https://127.0.0.1:8182", Now: s.clock.now})
+	s.fake = fakeschwab.New(fakeschwab.Config{AppKey: appKey, AppSecret: appSecret, CallbackURL: "https://127.0.0.1:8182",
+		AccessTokenLifetime: lifetime, Now: s.clock.now})
 	srv, err := fakeschwab.StartTLS(s.fake)
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +206,13 @@ func startBot(t *testing.T, path, answer string) *bot {
 // the address it listens on.
 func listenBot(t *testing.T, network, addr, answer string) *bot {
 	t.Helper()
+	return listenBotFunc(t, network, addr, answer, nil)
+}
+
+// listenBotFunc is listenBot calling onMessage (if not nil) with each
+// message and the time it arrived, before recording it.
+func listenBotFunc(t *testing.T, network, addr, answer string, onMessage func(data []byte, at time.Time)) *bot {
+	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatalf("bot: %v", err)
@@ -210,6 +225,9 @@ func listenBot(t *testing.T, network, addr, answer string) *bot {
 				return
 			}
 			data, _ := io.ReadAll(io.LimitReader(c, 1<<16))
+			if onMessage != nil {
+				onMessage(data, time.Now())
+			}
 			b.mu.Lock()
 			b.messages = append(b.messages, data)
 			b.mu.Unlock()
