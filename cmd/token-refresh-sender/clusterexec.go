@@ -27,11 +27,34 @@ func execClusterBinary(args []string) error {
 		return fmt.Errorf("cluster mode: cannot locate this executable to find %s next to it: %w", clusterBinaryName, err)
 	}
 	path := filepath.Join(filepath.Dir(self), clusterBinaryName)
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return usage(errNoCluster(path, err))
+	}
+	if err := trustedBinary(path, fi, os.Getuid()); err != nil {
+		return usage(err)
 	}
 	err = syscall.Exec(path, append([]string{path}, args...), os.Environ())
 	return fmt.Errorf("cluster mode: run %s: %w", path, err)
+}
+
+// trustedBinary refuses to run a cluster binary that another user could
+// have put there: it must be a regular file owned by root or by uid (this
+// process's user) and writable by nobody else: it will hold the tokens,
+// and the etcd password is in its environment.
+func trustedBinary(path string, fi os.FileInfo, uid int) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("cluster mode: %s is not a regular file; reinstall the package", path)
+	case !ok:
+		return nil // no owner to check on this platform
+	case st.Uid != 0 && int(st.Uid) != uid:
+		return fmt.Errorf("cluster mode: %s belongs to uid %d, not to root or to you (uid %d); refusing to run it: reinstall the package", path, st.Uid, uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("cluster mode: %s is writable by other users (mode %04o); refusing to run it: chmod go-w %s", path, fi.Mode().Perm(), path)
+	}
+	return nil
 }
 
 // errNoCluster says that cluster mode is not in this binary and how to get

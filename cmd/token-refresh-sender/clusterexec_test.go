@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/schwabtools/token-refresh-sender/internal/testproc"
 )
 
 // The default build links no etcd client: cluster mode's cost (about
@@ -57,4 +59,46 @@ func TestDefaultBuild_clusterModeWithoutClusterBinary(t *testing.T) {
 		}
 	}
 	before.assertUnchanged(t)
+}
+
+// Another user (uid 65534) who can write to the directory the program is
+// installed in plants a token-refresh-sender-cluster there: the hand-over
+// refuses to run it, in one line, and the planted program never runs.
+func TestDefaultBuild_plantedClusterBinaryIsRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to act the other user as uid 65534")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("setpriv (util-linux) not found, and CI is set")
+		}
+		t.Skip("setpriv (util-linux) not found")
+	}
+	s := newSandbox(t)
+	dir := testproc.ShortDir(t) // in /tmp, which uid 65534 can reach
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	self := filepath.Join(dir, "token-refresh-sender")
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(self, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "planted-ran")
+	plant := "printf '#!/bin/sh\\ntouch " + marker + "\\n' > " + filepath.Join(dir, "token-refresh-sender-cluster") +
+		" && chmod 755 " + filepath.Join(dir, "token-refresh-sender-cluster")
+	if out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", plant).CombinedOutput(); err != nil {
+		t.Fatalf("planting as uid 65534: %v\n%s", err, out)
+	}
+	args := s.args("run", "--etcd-endpoints", "http://127.0.0.1:2379", "--socket", filepath.Join(s.dir, "bot.sock"))
+	_, errOut, code := runBinaryToEnd(t, self, nil, args...)
+	if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "belongs to uid 65534") {
+		t.Errorf("exit %d, want 2 and one line refusing the planted binary:\n%s", code, errOut)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the planted cluster binary ran")
+	}
 }
