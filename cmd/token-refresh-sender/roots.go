@@ -44,13 +44,12 @@ type stagedRoots struct {
 	load func() (bundle *x509.CertPool, all func() *x509.CertPool)
 
 	mu      sync.Mutex
-	preload func() (*x509.CertPool, func() *x509.CertPool) // loading for the next request
-	widened bool                                           // the bundle was not enough once: the whole from now on
+	widened bool // the bundle was not enough once: the whole from now on
 }
 
 // RoundTrip sends req trusting the bundle, or the whole; see stagedRoots.
 func (r *stagedRoots) RoundTrip(req *http.Request) (*http.Response, error) {
-	bundle, all := r.roots()
+	bundle, all := r.load()
 	r.mu.Lock()
 	wide := r.widened || bundle == nil
 	r.mu.Unlock()
@@ -71,18 +70,6 @@ func (r *stagedRoots) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	return withRoots(r.base, all()).RoundTrip(retry)
-}
-
-// roots are the stages for one request: the preloaded ones, or loaded now.
-func (r *stagedRoots) roots() (*x509.CertPool, func() *x509.CertPool) {
-	r.mu.Lock()
-	pre := r.preload
-	r.preload = nil
-	r.mu.Unlock()
-	if pre != nil {
-		return pre() // waits for the preload to finish
-	}
-	return r.load()
 }
 
 // withRoots is a copy of t trusting pool (nil: t's own RootCAs, which for
@@ -114,20 +101,4 @@ func rewound(req *http.Request) (*http.Request, bool) {
 	retry := req.Clone(req.Context())
 	retry.Body = body
 	return retry, true
-}
-
-// preloadRoots starts loading the roots of hc's next request in the
-// background, if withSystemRoots set it up: the daemon reads its files
-// meanwhile, and its first request then finds them ready (or waits for
-// the rest).
-func preloadRoots(hc *http.Client) {
-	r, ok := hc.Transport.(*stagedRoots)
-	if !ok {
-		return
-	}
-	pre := sync.OnceValues(r.load)
-	r.mu.Lock()
-	r.preload = pre
-	r.mu.Unlock()
-	go pre()
 }

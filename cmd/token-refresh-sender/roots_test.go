@@ -134,28 +134,3 @@ func TestWithSystemRoots_wrapsTheTransport(t *testing.T) {
 		t.Fatalf("transport is %T, want *stagedRoots", hc.Transport)
 	}
 }
-
-// TestPreloadRoots: the first request uses the preloaded roots; the next
-// one loads its own.
-func TestPreloadRoots(t *testing.T) {
-	srv, trusting, _ := rootsServer(t)
-	hc := schwab.NewHTTPClient(nil)
-	loaded := make(chan struct{}, 3)
-	hc.Transport = &stagedRoots{base: hc.Transport.(*http.Transport), load: func() (*x509.CertPool, func() *x509.CertPool) {
-		loaded <- struct{}{}
-		return trusting, func() *x509.CertPool { return nil }
-	}}
-	preloadRoots(hc)
-	<-loaded
-	for i := range 2 {
-		resp, err := hc.Get(srv.URL)
-		if err != nil {
-			t.Fatalf("request %d after the preload: %v", i, err)
-		}
-		resp.Body.Close()
-		if want := i; len(loaded) != want {
-			t.Errorf("after request %d: %d more loads, want %d", i, len(loaded), want)
-		}
-	}
-	preloadRoots(&http.Client{}) // not set up by withSystemRoots: nothing to do
-}

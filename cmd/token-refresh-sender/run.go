@@ -45,7 +45,6 @@ func (c *RunCmd) Run(g *Globals, pr *process) error {
 	m.NewHooks = c.notifier
 	m.Stdout = pr.out
 	m.HTTPClient = pr.schwabHTTP
-	preloadRoots(m.HTTPClient)
 	if pr.idleGC != nil && g.MetricsAddr == "" {
 		pr.idleGC() // with --metrics-addr scrapes wake it anyway, and allocate
 	}
