@@ -4,9 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -467,27 +465,11 @@ func TestCluster_loginOnFollowerReachesEveryBot(t *testing.T) {
 // (the cluster's, or none), plays the browser, and returns its output.
 func clusterLogin(t *testing.T, s *sandbox, h *clusterHost, extra ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"login", "--config", s.config, "--token-file", h.tokenFile,
-		"--log-file", filepath.Join(h.dir, "login.log"), "--manual", "--no-browser", "--timeout", "1m"}, extra...)...)
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.certFile)
-	stdin, _ := cmd.StdinPipe()
-	stdoutPipe, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	var out strings.Builder
-	authorizeURL := readAuthorizeURL(t, stdoutPipe, s.srv.AuthorizeURL, &out, &stderr)
-	io.WriteString(stdin, consent(t, s.srv, authorizeURL)+"\n")
-	rest, _ := io.ReadAll(stdoutPipe)
-	out.Write(rest)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("login: %v\n%s\n%s", err, out.String(), stderr.String())
-	}
-	s.assertNoSecrets(out.String(), stderr.String())
-	return out.String()
+	args := append([]string{"login", "--config", s.config, "--token-file", h.tokenFile,
+		"--log-file", filepath.Join(h.dir, "login.log"), "--manual", "--no-browser", "--timeout", "1m"}, extra...)
+	out, stderr := runManualLogin(t, s, args, func(authorizeURL string) string { return consent(t, s.srv, authorizeURL) })
+	s.assertNoSecrets(out, stderr)
+	return out
 }
 
 // waitLoginEverywhere waits until every host's bot has a token with

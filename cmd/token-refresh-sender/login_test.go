@@ -68,6 +68,31 @@ func readAuthorizeURL(t *testing.T, stdout io.Reader, authorizeBase string, out,
 	return ""
 }
 
+// runManualLogin runs the binary's login with args (a --manual one), plays
+// the user: pastes answer(the authorize URL it printed) on its standard
+// input, and returns its standard output and error once it has succeeded.
+func runManualLogin(t *testing.T, s *sandbox, args []string, answer func(authorizeURL string) string) (stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.certFile)
+	stdin, _ := cmd.StdinPipe()
+	stdoutPipe, _ := cmd.StdoutPipe()
+	var out, errOut strings.Builder
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	authorizeURL := readAuthorizeURL(t, stdoutPipe, s.srv.AuthorizeURL, &out, &errOut)
+	io.WriteString(stdin, answer(authorizeURL)+"\n")
+	rest, _ := io.ReadAll(stdoutPipe)
+	out.Write(rest)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("login: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	return out.String(), errOut.String()
+}
+
 // The first login, on a headless server: the binary prints the URL, the
 // user pastes the redirect address, the token file is written 0600.
 func TestLogin_manualPasteWritesTokenFile(t *testing.T) {
@@ -78,28 +103,13 @@ func TestLogin_manualPasteWritesTokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(binary, s.args("login", "--manual", "--no-browser", "--timeout", "1m")...)
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.certFile)
-	stdin, _ := cmd.StdinPipe()
-	stdoutPipe, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-
-	var out strings.Builder
-	authorizeURL := readAuthorizeURL(t, stdoutPipe, s.srv.AuthorizeURL, &out, &stderr)
-	redirect := consent(t, s.srv, authorizeURL)
-	io.WriteString(stdin, "  '"+redirect+"'  \n")
-	rest, _ := io.ReadAll(stdoutPipe)
-	out.Write(rest)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("login: %v\n%s\n%s", err, out.String(), stderr.String())
-	}
-	if !strings.Contains(out.String(), "Logged in") {
-		t.Errorf("no summary:\n%s", out.String())
+	var redirect string
+	out, stderr := runManualLogin(t, s, s.args("login", "--manual", "--no-browser", "--timeout", "1m"), func(authorizeURL string) string {
+		redirect = consent(t, s.srv, authorizeURL)
+		return "  '" + redirect + "'  "
+	})
+	if !strings.Contains(out, "Logged in") {
+		t.Errorf("no summary:\n%s", out)
 	}
 	tok := mustToken(t, s.tokenFile)
 	if !s.fake.ValidAccessToken(tok.AccessToken) {
@@ -114,7 +124,7 @@ func TestLogin_manualPasteWritesTokenFile(t *testing.T) {
 	}
 	code := ru.Query().Get("code")
 	for _, leak := range []string{appSecret, tok.AccessToken, tok.RefreshToken, code} {
-		if strings.Contains(out.String(), leak) || strings.Contains(stderr.String(), leak) {
+		if strings.Contains(out, leak) || strings.Contains(stderr, leak) {
 			t.Errorf("output leaks a secret")
 		}
 	}
