@@ -137,12 +137,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.held = tok
 	if !d.Quiet {
-		d.banner("Token Refresh Sender Initialized")
-		d.banner("Token Refresh Sender Started")
-		d.log.Info("Refresh interval: " + tokensender.HumanDuration(d.Interval))
-		for _, s := range d.Settings {
-			d.log.Info(s[0] + ": " + s[1])
-		}
+		LogStart(d.log, d.Interval, d.Settings)
 	}
 	defer d.stop()
 	d.emit(tokensender.Event{Kind: tokensender.EventStarted})
@@ -535,7 +530,7 @@ func (d *Daemon) stop() {
 	}
 	d.inflight.Wait()
 	if !d.Quiet {
-		d.banner("Token Refresh Sender Stopped")
+		LogStopped(d.log)
 	}
 }
 
@@ -550,10 +545,26 @@ func (d *Daemon) emit(ev tokensender.Event) {
 	d.OnEvent(ev)
 }
 
-func (d *Daemon) banner(title string) {
-	d.log.Info(logging.Banner)
-	d.log.Info(title)
-	d.log.Info(logging.Banner)
+// LogStart logs what Run logs at start unless Quiet: the start banners,
+// the refresh interval and the settings lines. Cluster mode, which runs
+// one quiet loop per term of leadership, logs them once per process.
+func LogStart(log *slog.Logger, interval time.Duration, settings [][2]string) {
+	banner(log, "Token Refresh Sender Initialized")
+	banner(log, "Token Refresh Sender Started")
+	log.Info("Refresh interval: " + tokensender.HumanDuration(interval))
+	for _, s := range settings {
+		log.Info(s[0] + ": " + s[1])
+	}
+}
+
+// LogStopped logs the stop banner, as Run does when it returns unless
+// Quiet.
+func LogStopped(log *slog.Logger) { banner(log, "Token Refresh Sender Stopped") }
+
+func banner(log *slog.Logger, title string) {
+	log.Info(logging.Banner)
+	log.Info(title)
+	log.Info(logging.Banner)
 }
 
 func (d *Daemon) now() time.Time {

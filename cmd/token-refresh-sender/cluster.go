@@ -142,12 +142,7 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 			return err
 		}
 	}
-	clusterBanner(log, "Token Refresh Sender Initialized")
-	clusterBanner(log, "Token Refresh Sender Started")
-	log.Info("Refresh interval: " + tokensender.HumanDuration(g.Interval))
-	for _, s := range settings(g) {
-		log.Info(s[0] + ": " + s[1])
-	}
+	daemon.LogStart(log, g.Interval, settings(g))
 	log.Info(fmt.Sprintf("Cluster: node %s, etcd %s, prefix %s, lease TTL %s (only the leader refreshes; every instance writes its token file and delivers)",
 		cl.NodeName, strings.Join(cl.Client.Endpoints(), ","), cl.Prefix, cl.LeaseTTL))
 	obs.systemd.Ready()
@@ -159,18 +154,12 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 	err = n.Run(ctx)
 	wcancel()
 	wg.Wait()
-	clusterBanner(log, "Token Refresh Sender Stopped")
+	daemon.LogStopped(log)
 	if err != nil {
 		log.Error(err.Error())
 		return exitCode(1)
 	}
 	return nil
-}
-
-func clusterBanner(log *slog.Logger, title string) {
-	log.Info(logging.Banner)
-	log.Info(title)
-	log.Info(logging.Banner)
 }
 
 // leaderLoop is the refresh loop for one term of leadership, on store (the
