@@ -97,6 +97,8 @@ func (m *Main) openCluster(log *slog.Logger) (*cluster.Cluster, error) {
 // runCluster takes part in the cluster until ctx is cancelled: every
 // instance writes each new record to its token file and delivers it to
 // its bots; the leader runs the usual refresh loop on the etcd record.
+// fileChanged reports changes of this host's token file (the token file's
+// watch; nil when it could not be watched).
 //
 // The start banner and settings are printed once; each term of leadership
 // adds one line (the cluster package's "is now the leader"). SIGUSR1
@@ -104,7 +106,7 @@ func (m *Main) openCluster(log *slog.Logger) (*cluster.Cluster, error) {
 // A login written to this host's token file by `login` without
 // --etcd-endpoints is stored in etcd when it is newer than the record's
 // (see localLogin).
-func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan struct{}) error {
+func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow, fileChanged <-chan struct{}) error {
 	log := m.Log
 	g := &m.Flags
 	cl, err := m.openCluster(log)
@@ -150,7 +152,7 @@ func (m *Main) runCluster(ctx context.Context, obs *observers, refreshNow <-chan
 	wctx, wcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { m.forwardRefreshRequests(wctx, cl, n, refreshNow, leaderNow) })
-	wg.Go(func() { m.watchLocalLogins(wctx, cl, n, local) })
+	wg.Go(func() { m.watchLocalLogins(wctx, cl, n, local, fileChanged) })
 	err = n.Run(ctx)
 	wcancel()
 	wg.Wait()
@@ -292,13 +294,12 @@ func (l *localFile) check() {
 	}
 }
 
-// watchLocalLogins watches this host's token file for a refresh token no
-// record brought: a `login` run here without --etcd-endpoints.
-func (m *Main) watchLocalLogins(ctx context.Context, cl *cluster.Cluster, n *cluster.Node, local *localFile) {
-	changes, err := tokenfile.Watch(ctx, m.Flags.TokenFile, m.Log)
-	if err != nil {
-		m.Log.Warn(err.Error() + "; a login made on this host without --etcd-endpoints will not be noticed (log in with --etcd-endpoints)")
-		changes = nil
+// watchLocalLogins looks at this host's token file at each of its changes
+// for a refresh token no record brought: a `login` run here without
+// --etcd-endpoints.
+func (m *Main) watchLocalLogins(ctx context.Context, cl *cluster.Cluster, n *cluster.Node, local *localFile, changes <-chan struct{}) {
+	if changes == nil {
+		m.Log.Warn("The token file is not watched: a login made on this host without --etcd-endpoints will not be noticed (log in with --etcd-endpoints)")
 	}
 	for {
 		select {

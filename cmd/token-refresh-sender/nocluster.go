@@ -22,7 +22,7 @@ func errClusterNotBuilt() error { return usage(errNoCluster(clusterBinaryName, n
 
 func (g *Globals) checkCluster() error { return errClusterNotBuilt() }
 
-func (m *Main) runCluster(context.Context, *observers, <-chan struct{}) error {
+func (m *Main) runCluster(context.Context, *observers, <-chan struct{}, <-chan struct{}) error {
 	return errClusterNotBuilt()
 }
 

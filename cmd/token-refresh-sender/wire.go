@@ -203,7 +203,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// 7b. Cluster mode: the etcd record replaces the token file as the
 	// refresh loop's store; every instance delivers each new record.
 	if g.clusterOn() {
-		return m.runCluster(ctx, obs, refreshNow)
+		return m.runCluster(ctx, obs, refreshNow, instance.Changes())
 	}
 
 	// 8. The refresh loop, observed.
