@@ -1,136 +1,273 @@
 package main
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
 	"io"
+	"log"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
-// rootsServer is a TLS server that records the bodies it receives, and a
-// pool trusting it.
-func rootsServer(t *testing.T) (*httptest.Server, *x509.CertPool, *atomic.Value) {
+// testCA signs server certificates for the roots tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestCA(t *testing.T) testCA {
 	t.Helper()
-	var got atomic.Value
-	got.Store("")
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "roots test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCA{cert, key}
+}
+
+// serverCert is a certificate for names (DNS names or IP addresses),
+// valid until notAfter.
+func (ca testCA) serverCert(t *testing.T, notAfter time.Time, names ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "server"},
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// trustOnly makes ca the system's only root for this test (sysroots
+// reads SSL_CERT_FILE and SSL_CERT_DIR as crypto/x509 does).
+func trustOnly(t *testing.T, ca testCA) {
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", bundle)
+	t.Setenv("SSL_CERT_DIR", dir)
+}
+
+// tlsServer serves cert and records the body and the SNI name of each
+// request.
+type tlsServer struct {
+	*httptest.Server
+	body, sni chan string
+}
+
+func newTLSServer(t *testing.T, cert tls.Certificate) *tlsServer {
+	t.Helper()
+	s := &tlsServer{body: make(chan string, 8), sni: make(chan string, 8)}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got.Store(string(b))
+		s.body <- string(b)
+		s.sni <- r.TLS.ServerName
 	}))
-	t.Cleanup(srv.Close)
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	return srv, pool, &got
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
 }
 
-// stagedClient is an HTTP client whose roots come in the given stages,
-// counting how often each is loaded.
-func stagedClient(bundle, all *x509.CertPool, bundleLoads, allLoads *int) (*http.Client, *stagedRoots) {
+// systemClient is the daemon's client (withSystemRoots) with every
+// connection dialled to srv, whatever the URL's host.
+func systemClient(srv *tlsServer) *http.Client {
 	hc := schwab.NewHTTPClient(nil)
-	r := &stagedRoots{base: hc.Transport.(*http.Transport), load: func() (*x509.CertPool, func() *x509.CertPool) {
-		*bundleLoads++
-		return bundle, func() *x509.CertPool { *allLoads++; return all }
-	}}
-	hc.Transport = r
-	return hc, r
+	hc.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	return withSystemRoots(hc)
 }
 
-// The roots are loaded for each request, none before the first; the
-// whole only when the bundle does not verify the server, and then the
-// request is sent again, body included, and later requests use the whole
-// at once; the whole's decision is final.
-func TestStagedRoots(t *testing.T) {
-	srv, trusting, got := rootsServer(t)
+func post(hc *http.Client, rawURL, body string) error {
+	resp, err := hc.Post(rawURL, "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err
+}
+
+// The server is checked for the request's own host, by name or address,
+// against the system roots; a certificate for another server, from
+// another CA, or expired is refused before anything is sent, as
+// crypto/tls refuses it.
+func TestSystemRoots_checksTheServer(t *testing.T) {
+	ca, other := newTestCA(t), newTestCA(t)
+	trustOnly(t, ca)
+	later := time.Now().Add(time.Hour)
 	for _, tc := range []struct {
-		name         string
-		bundle, all  *x509.CertPool
-		wantOK       bool
-		wantAllLoads int
+		name   string
+		cert   tls.Certificate
+		host   string
+		wantOK bool
 	}{
-		{"the bundle verifies: the directories are never read", trusting, x509.NewCertPool(), true, 0},
-		{"only the whole verifies: sent again, body and all", x509.NewCertPool(), trusting, true, 3},
-		{"no bundle: the whole at once", nil, trusting, true, 3},
-		{"neither verifies: the whole's refusal", x509.NewCertPool(), x509.NewCertPool(), false, 3},
-		{"nothing found: crypto/x509's roots, which do not trust the server", nil, nil, false, 3},
+		{"a name the certificate holds", ca.serverCert(t, later, "api.schwab.test"), "api.schwab.test", true},
+		{"an address the certificate holds", ca.serverCert(t, later, "127.0.0.1"), "127.0.0.1", true},
+		{"another name", ca.serverCert(t, later, "evil.test"), "api.schwab.test", false},
+		{"another address", ca.serverCert(t, later, "127.0.0.2"), "127.0.0.1", false},
+		{"an address for a name", ca.serverCert(t, later, "127.0.0.1"), "api.schwab.test", false},
+		{"another CA", other.serverCert(t, later, "api.schwab.test"), "api.schwab.test", false},
+		{"expired", ca.serverCert(t, time.Now().Add(-time.Hour), "api.schwab.test"), "api.schwab.test", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bundleLoads, allLoads := 0, 0
-			hc, _ := stagedClient(tc.bundle, tc.all, &bundleLoads, &allLoads)
-			defer hc.CloseIdleConnections()
-			if bundleLoads != 0 {
-				t.Fatal("roots loaded before the first request")
+			srv := newTLSServer(t, tc.cert)
+			_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+			err := post(systemClient(srv), "https://"+net.JoinHostPort(tc.host, port)+"/v1/oauth/token", "grant_type=refresh_token")
+			if (err == nil) != tc.wantOK {
+				t.Fatalf("error %v, want success %v", err, tc.wantOK)
 			}
-			for i := range 3 {
-				got.Store("")
-				body := "grant_type=refresh_token&n=" + string(rune('0'+i))
-				resp, err := hc.Post(srv.URL, "application/x-www-form-urlencoded", strings.NewReader(body))
-				if err == nil {
-					resp.Body.Close()
+			if !tc.wantOK {
+				var verr *tls.CertificateVerificationError
+				if !errors.As(err, &verr) {
+					t.Errorf("error %v is not a *tls.CertificateVerificationError", err)
 				}
-				if (err == nil) != tc.wantOK {
-					t.Fatalf("request %d: error %v, want success %v", i, err, tc.wantOK)
+				if len(srv.body) != 0 {
+					t.Error("the request reached a server that was refused")
 				}
-				if tc.wantOK && got.Load() != body {
-					t.Fatalf("request %d: the server received %q, want %q", i, got.Load(), body)
-				}
+				return
 			}
-			if bundleLoads != 3 || allLoads != tc.wantAllLoads {
-				t.Errorf("roots loaded %d times, the whole %d; want 3 and %d", bundleLoads, allLoads, tc.wantAllLoads)
+			if got := <-srv.body; got != "grant_type=refresh_token" {
+				t.Errorf("the server received %q", got)
+			}
+			// SNI carries names, never addresses, as crypto/tls sends it.
+			wantSNI := tc.host
+			if net.ParseIP(tc.host) != nil {
+				wantSNI = ""
+			}
+			if got := <-srv.sni; got != wantSNI {
+				t.Errorf("SNI %q, want %q", got, wantSNI)
 			}
 		})
 	}
 }
 
-// A failure other than the certificate's (nothing listening) does not
-// read the directories.
-func TestStagedRoots_otherErrorsKeepTheBundle(t *testing.T) {
-	srv, trusting, _ := rootsServer(t)
-	url := srv.URL
-	srv.Close()
-	bundleLoads, allLoads := 0, 0
-	hc, r := stagedClient(trusting, trusting, &bundleLoads, &allLoads)
-	if resp, err := hc.Get(url); err == nil {
-		resp.Body.Close()
-		t.Fatal("a closed server answered")
+// The check gets the request's host, or the configured ServerName, for
+// every request anew, and the peer's chain.
+func TestSystemRoots_nameOfEachRequest(t *testing.T) {
+	ca := newTestCA(t)
+	srv := newTLSServer(t, ca.serverCert(t, time.Now().Add(time.Hour), "127.0.0.1"))
+	var names []string
+	hc := systemClient(srv)
+	r := hc.Transport.(*systemRoots)
+	r.verify = func(certs []*x509.Certificate, name string, now time.Time) error {
+		names = append(names, name)
+		if len(certs) != 1 || !certs[0].Equal(srv.Certificate()) || time.Since(now) > time.Minute {
+			t.Errorf("verify got %d certificates (want the server's), time %v", len(certs), now)
+		}
+		return nil
 	}
-	if r.widened || allLoads != 0 {
-		t.Errorf("widened %v, whole loaded %d times; want neither", r.widened, allLoads)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	for _, host := range []string{"a.test", "b.test"} {
+		if err := post(hc, "https://"+net.JoinHostPort(host, port), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.base.TLSClientConfig.ServerName = "configured.test"
+	if err := post(hc, "https://a.test:"+port, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(names, ","); got != "a.test,b.test,configured.test" {
+		t.Errorf("verified for %s, want a.test,b.test,configured.test", got)
+	}
+	if r.base.TLSClientConfig.InsecureSkipVerify || r.base.TLSClientConfig.VerifyConnection != nil {
+		t.Error("the shared transport's settings were changed")
 	}
 }
 
-// A body that cannot be rewound is not sent again: the bundle's refusal
-// is returned, and the next request uses the whole.
-func TestStagedRoots_bodyWithoutGetBody(t *testing.T) {
-	srv, trusting, got := rootsServer(t)
-	bundleLoads, allLoads := 0, 0
-	hc, _ := stagedClient(x509.NewCertPool(), trusting, &bundleLoads, &allLoads)
-	defer hc.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader("once")))
-	if err != nil {
-		t.Fatal(err)
+// Plain http (a test server) and requests through an https:// proxy go
+// to the base transport untouched: the proxy's own handshake would share
+// the server's name and check.
+func TestSystemRoots_leavesOtherRequestsToTheBase(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer plain.Close()
+	called := 0
+	hc := withSystemRoots(schwab.NewHTTPClient(nil))
+	r := hc.Transport.(*systemRoots)
+	r.verify = func([]*x509.Certificate, string, time.Time) error { called++; return nil }
+	if err := post(hc, plain.URL, ""); err != nil || called != 0 {
+		t.Errorf("plain http: err %v, verify called %d times; want neither", err, called)
 	}
-	if resp, err := hc.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatal("a body without GetBody was sent again")
+
+	proxyErr := errors.New("proxy setting refused")
+	for _, tc := range []struct {
+		name  string
+		proxy func(*http.Request) (*url.URL, error)
+		want  bool
+	}{
+		{"no proxy function", nil, false},
+		{"no proxy for this request", func(*http.Request) (*url.URL, error) { return nil, nil }, false},
+		{"an http:// proxy (CONNECT, then our handshake)", func(*http.Request) (*url.URL, error) { return url.Parse("http://proxy:3128") }, false},
+		{"an https:// proxy", func(*http.Request) (*url.URL, error) { return url.Parse("https://proxy:3128") }, true},
+		{"a proxy setting that fails", func(*http.Request) (*url.URL, error) { return nil, proxyErr }, true},
+	} {
+		r.base.Proxy = tc.proxy
+		req, _ := http.NewRequest(http.MethodGet, "https://api.schwab.test/", nil)
+		if got := r.viaHTTPSProxy(req); got != tc.want {
+			t.Errorf("%s: via an https proxy %v, want %v", tc.name, got, tc.want)
+		}
 	}
-	resp, err := hc.Post(srv.URL, "text/plain", strings.NewReader("twice"))
-	if err != nil {
-		t.Fatalf("the next request: %v", err)
-	}
-	resp.Body.Close()
-	if got.Load() != "twice" || allLoads != 1 {
-		t.Errorf("server got %q, whole loaded %d times; want \"twice\" and 1 (the next request only)", got.Load(), allLoads)
+	// The base reports the failing proxy setting itself.
+	if err := post(hc, "https://api.schwab.test/", ""); !errors.Is(err, proxyErr) || called != 0 {
+		t.Errorf("failing proxy: err %v, verify called %d times; want the proxy's error and no call", err, called)
 	}
 }
 
 func TestWithSystemRoots_wrapsTheTransport(t *testing.T) {
 	hc := withSystemRoots(schwab.NewHTTPClient(nil))
-	if _, ok := hc.Transport.(*stagedRoots); !ok {
-		t.Fatalf("transport is %T, want *stagedRoots", hc.Transport)
+	r, ok := hc.Transport.(*systemRoots)
+	if !ok || r.verify == nil {
+		t.Fatalf("transport is %T, want *systemRoots with a verify function", hc.Transport)
+	}
+	// Anything but an *http.Transport is left as it is.
+	other := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })}
+	if _, ok := withSystemRoots(other).Transport.(roundTripFunc); !ok {
+		t.Error("a custom transport was replaced")
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,54 +1,52 @@
-// Package sysroots loads the system's trusted root certificates as
-// crypto/x509 does, but parses each certificate once.
+// Package sysroots verifies a TLS server's certificate chain against the
+// system's trusted roots, deciding as crypto/tls does when its RootCAs is
+// nil, but parsing only the roots that can take part in the chain.
 //
-// On Linux crypto/x509 reads the first CA bundle it finds and then every
-// file of the certificate directories, and parses them all: on Debian that
-// is the bundle, the same bundle again (/etc/ssl/certs/ca-certificates.crt
-// lies in /etc/ssl/certs) and one file per certificate, each certificate
-// parsed two or three times. For a daemon that makes one TLS connection
-// every 25 minutes that is most of its start-up time and, as garbage that
-// fragments the heap, most of its private memory. Load reads the same
-// files, in the same order, and skips a directory file whose certificates
-// (the same DER bytes) all came in the bundle, so trust is the same: a
-// certificate that is only in the directory still counts.
+// On Linux crypto/x509 parses every root it trusts before the first
+// verification: on Debian the CA bundle, the same bundle again (it lies in
+// /etc/ssl/certs) and one file per root, about 290 parses and 3.7 MB of
+// garbage for a daemon that makes one TLS connection every 25 minutes.
+// Yet its verifier takes a root into a chain only as the parent of a
+// certificate whose issuer name is, byte for byte, the root's subject
+// (CertPool.findPotentialParents), or as the leaf itself. Verify reads the
+// same files crypto/x509 reads, in the same order, decodes their PEM
+// blocks (cheap), and parses only the blocks whose DER is the leaf's or
+// contains the issuer name of a presented certificate: a superset of
+// those roots, in their order, so the verifier builds the same chains and
+// reaches the same decision as with the whole system pool.
+//
+// The CA bundle comes first; the certificate directories (on Debian 146
+// files repeating the bundle) are read only when the bundle's roots do
+// not verify the chain. Nothing is kept between calls: an updated CA
+// bundle counts at the next connection.
+//
+// Outside Linux the platform's own roots and verifier are used, as
+// crypto/tls uses them.
 package sysroots
 
 import (
 	"crypto/x509"
-	"sync"
+	"errors"
+	"time"
 )
 
-// Load returns the system roots, or nil when the platform's own loader
-// must be used (every system but Linux, or when nothing was found: nil
-// RootCAs then makes crypto/x509 load, or fail, as it always does).
-func Load() *x509.CertPool {
-	pool, err := load(sources())
-	if err != nil || pool == nil {
-		return nil
+// Verify checks a server's chain as presented (the leaf first, then the
+// certificates sent with it) for the server name name at now, against the
+// system roots: what crypto/tls does when it verifies a server with
+// RootCAs nil (x509.Certificate.Verify with certs[1:] as intermediates and
+// name as DNSName), with the roots read as the package comment says.
+func Verify(certs []*x509.Certificate, name string, now time.Time) error {
+	if len(certs) == 0 {
+		return errors.New("the server sent no certificate")
 	}
-	return pool
-}
-
-// Staged returns the system roots in two stages, for a client that makes
-// few connections and wants the first one soon: bundle is the pool of the
-// CA bundle alone, parsed now (nil when there is none, or outside Linux),
-// and all returns the pool Load returns, reading the certificate
-// directories at its first call (nil: the platform's own roots).
-//
-// bundle trusts a subset of what all trusts: a server that bundle verifies
-// all verifies too. A client that retries with all whenever bundle fails
-// to verify a server therefore trusts exactly what Load's pool trusts,
-// and on the usual system, where the directory only repeats the bundle,
-// never reads the directory (146 files, about half of Load's time).
-func Staged() (bundle *x509.CertPool, all func() *x509.CertPool) {
-	s := sources()
-	b := loadBundle(s)
-	all = sync.OnceValue(func() *x509.CertPool {
-		pool, err := b.withDirectories(s)
-		if err != nil {
-			return nil
-		}
-		return pool
-	})
-	return b.bundleOnly(), all
+	if name == "" {
+		// crypto/tls refuses this too: without a name, any valid
+		// certificate of any server would pass.
+		return errors.New("no server name to verify the certificate against")
+	}
+	opts := x509.VerifyOptions{DNSName: name, CurrentTime: now, Intermediates: x509.NewCertPool()}
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	return verify(sources(), certs, opts)
 }
