@@ -95,4 +95,7 @@ if wants_cluster && { [ ! -x "$cluster_bin" ] || [ "$cluster_bin" -ot "$bin" ]; 
 fi
 
 mkdir -p logs
+# One processor from the start, as the systemd unit and launchd agent run
+# it (README.md, "Performance"); a GOMAXPROCS of your own wins.
+export GOMAXPROCS="${GOMAXPROCS:-1}"
 exec "$bin" ${args[@]+"${args[@]}"}

@@ -32,8 +32,9 @@ type daemon struct {
 	tail []string // last lines of output, for errors
 }
 
-// startDaemon starts the bot on f.socket, then the daemon.
-func startDaemon(binary string, f files, extra []string) (*daemon, error) {
+// startDaemon starts the bot on f.socket, then the daemon, with env added
+// to the bench's environment.
+func startDaemon(binary string, f files, extra, env []string) (*daemon, error) {
 	d := &daemon{got: make(chan time.Time, 16), logged: make(chan struct{}, 16)}
 	bot := &receiver.Receiver{Addr: f.socket, OnToken: func(receiver.Token) { d.got <- time.Now() }}
 	if err := bot.Listen(); err != nil {
@@ -46,7 +47,7 @@ func startDaemon(binary string, f files, extra []string) (*daemon, error) {
 
 	args := append([]string{"run", "--config", f.config, "--token-file", f.tokens, "--socket", f.socket, "--log-file", ""}, extra...)
 	d.cmd = exec.Command(binary, args...)
-	d.cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+f.cert)
+	d.cmd.Env = append(os.Environ(), env...)
 	out, err := d.cmd.StdoutPipe()
 	if err != nil {
 		d.stopBot()

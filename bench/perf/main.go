@@ -15,6 +15,12 @@
 //   - exec to first token: from starting the process to the bot receiving
 //     the token, over loopback TLS; median of several runs.
 //
+// The daemon starts with GOMAXPROCS=1 in its environment (-gomaxprocs), as
+// the systemd unit, the launchd agent and scripts/run_token_sender.sh start
+// it: otherwise the runtime makes one processor per CPU before main can
+// reduce them to one, and about half of the processes keep ~0.45 MB more
+// (-gomaxprocs "" measures such a bare start).
+//
 // Each figure is taken against three token servers on loopback TLS:
 //
 //   - fake: the project's fakeschwab as the tests start it;
@@ -26,7 +32,7 @@
 //
 // Usage:
 //
-//	go run ./bench/perf [-runs 7] [-idle 5m] [-settle 2s] [-cycles 300] [-servers fake,split,nagle] [-binary PATH] [-tags TAGS] [-args ARGS]
+//	go run ./bench/perf [-runs 7] [-idle 5m] [-settle 2s] [-cycles 300] [-servers fake,split,nagle] [-binary PATH] [-tags TAGS] [-args ARGS] [-gomaxprocs 1]
 //
 // A quick run: -idle 30s -cycles 30 -runs 5 (the window used is printed).
 package main
@@ -61,7 +67,8 @@ type options struct {
 	binary  string
 	tags    string
 	args    []string
-	starts  int // daemons started so far
+	procs   string // GOMAXPROCS for the daemon ("": the bench's environment)
+	starts  int    // daemons started so far
 }
 
 func main() {
@@ -76,6 +83,7 @@ func main() {
 	flag.StringVar(&o.tags, "tags", "", "build tags for the default build (cluster: the cluster build)")
 	var args string
 	flag.StringVar(&args, "args", "", "more arguments for run, space-separated (e.g. --etcd-endpoints http://127.0.0.1:2379 to measure cluster mode with -tags cluster)")
+	flag.StringVar(&o.procs, "gomaxprocs", "1", "GOMAXPROCS in the daemon's environment, as the shipped systemd unit, launchd agent and run script set it (empty: the bench's own environment, a bare start)")
 	flag.Parse()
 	o.servers = strings.Split(servers, ",")
 	o.args = strings.Fields(args)
@@ -123,8 +131,12 @@ func run(o options) error {
 			return fmt.Errorf("build: %v\n%s", err, out)
 		}
 	}
-	fmt.Printf("binary %s; %d start-ups, idle window %v, %d forced cycles per server; %s\n",
-		o.binary, o.runs, o.idle, o.cycles, loadavg())
+	procs := "GOMAXPROCS=" + o.procs
+	if o.procs == "" {
+		procs = "GOMAXPROCS from the environment (" + os.Getenv("GOMAXPROCS") + ")"
+	}
+	fmt.Printf("binary %s; %d start-ups, idle window %v, %d forced cycles per server; daemon %s; %s\n",
+		o.binary, o.runs, o.idle, o.cycles, procs, loadavg())
 	results, err := measure(o, dir)
 	if err != nil {
 		return err
@@ -249,7 +261,11 @@ func (o *options) start(f files) (*daemon, error) {
 	for i, a := range o.args {
 		args[i] = strings.ReplaceAll(a, "{start}", strconv.Itoa(o.starts))
 	}
-	return startDaemon(o.binary, f, args)
+	env := []string{"SSL_CERT_FILE=" + f.cert}
+	if o.procs != "" {
+		env = append(env, "GOMAXPROCS="+o.procs)
+	}
+	return startDaemon(o.binary, f, args, env)
 }
 
 // report prints the table of figures beside the goals.

@@ -74,6 +74,11 @@ func TestAgent_runsTheDaemonFromHome(t *testing.T) {
 			t.Errorf("script %q lacks %q", script, want)
 		}
 	}
+	// One processor from the start: the runtime's processors made before
+	// main cost private memory for the process's whole life.
+	if env := dict(t, agent["EnvironmentVariables"]); env["GOMAXPROCS"].Text != "1" {
+		t.Errorf("EnvironmentVariables GOMAXPROCS = %q, want 1", env["GOMAXPROCS"].Text)
+	}
 	// A path that names one user would make the file someone else's to edit.
 	if strings.Contains(script, "/Users/") {
 		t.Errorf("script %q names a home directory; use $HOME", script)

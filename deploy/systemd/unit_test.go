@@ -68,6 +68,7 @@ func TestUnit_directives(t *testing.T) {
 		"ProtectSystem":      "strict",
 		"ProtectHome":        "yes",
 		"PrivateDevices":     "yes",
+		"Environment":        "GOMAXPROCS=1",
 	}
 	for k, v := range want {
 		got := svc[k]
