@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/schwabtools/token-refresh-sender/internal/sysroots"
@@ -15,7 +18,7 @@ import (
 // (about 3 ms and 3.7 MB of garbage for each token request otherwise).
 func withSystemRoots(hc *http.Client) *http.Client {
 	if t, ok := hc.Transport.(*http.Transport); ok {
-		hc.Transport = &systemRoots{base: t, verify: sysroots.Verify}
+		hc.Transport = &systemRoots{base: t, prefetch: func() verifier { return sysroots.Prefetch() }}
 	}
 	return hc
 }
@@ -30,7 +33,9 @@ func withSystemRoots(hc *http.Client) *http.Client {
 // bound per request: the request's host (or the configured ServerName),
 // set as the connection's ServerName so that the SNI and the check agree;
 // crypto/tls checks the server's signatures and key either way. Session
-// resumption is off, so every handshake presents a chain. Each request
+// resumption is off, so every handshake presents a chain. The roots are
+// read once the first message has gone to the server (rootsAhead), so
+// that reading them overlaps the wait for its answer. Each request
 // gets its own copy of base (the daemon makes one request every 25
 // minutes, with keep-alive off).
 //
@@ -38,8 +43,13 @@ func withSystemRoots(hc *http.Client) *http.Client {
 // connection's TLS settings, so those requests are left to base, which
 // trusts crypto/x509's own system roots.
 type systemRoots struct {
-	base   *http.Transport
-	verify func(certs []*x509.Certificate, name string, now time.Time) error
+	base     *http.Transport
+	prefetch func() verifier // starts reading the roots (sysroots.Prefetch)
+}
+
+// verifier checks a server's chain for its name at a time.
+type verifier interface {
+	Verify(certs []*x509.Certificate, name string, now time.Time) error
 }
 
 // RoundTrip sends req, verifying the server as systemRoots says.
@@ -61,8 +71,21 @@ func (r *systemRoots) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	cfg.InsecureSkipVerify = true // verified below, by verify
 	cfg.ClientSessionCache = nil
+	roots := &rootsAhead{prefetch: r.prefetch}
+	dial := t.DialContext
+	if dial == nil {
+		var d net.Dialer // what http.Transport dials with when DialContext is nil
+		dial = d.DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &onWrite{Conn: c, written: roots.start}, nil
+	}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := r.verify(cs.PeerCertificates, name, now()); err != nil {
+		if err := roots.get().Verify(cs.PeerCertificates, name, now()); err != nil {
 			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 		}
 		return nil
@@ -79,4 +102,33 @@ func (r *systemRoots) viaHTTPSProxy(req *http.Request) bool {
 	}
 	proxy, err := r.base.Proxy(req)
 	return err != nil || (proxy != nil && proxy.Scheme == "https")
+}
+
+// rootsAhead starts reading the roots once, at the first call of start
+// (after the first write to the server), and hands them over in get,
+// which starts the reading itself if nothing was written.
+type rootsAhead struct {
+	once     sync.Once
+	prefetch func() verifier
+	roots    verifier
+}
+
+func (a *rootsAhead) start() { a.once.Do(func() { a.roots = a.prefetch() }) }
+
+func (a *rootsAhead) get() verifier {
+	a.start()
+	return a.roots
+}
+
+// onWrite is a connection that calls written after each write to it (the
+// first is the TLS ClientHello, or a proxy's CONNECT).
+type onWrite struct {
+	net.Conn
+	written func()
+}
+
+func (c *onWrite) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written()
+	return n, err
 }

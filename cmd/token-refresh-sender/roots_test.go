@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schwabtools/token-refresh-sender/internal/sysroots"
 	"github.com/schwabtools/token-refresh-sender/schwab"
 )
 
@@ -184,20 +185,41 @@ func TestSystemRoots_checksTheServer(t *testing.T) {
 	}
 }
 
+// verifyFunc is a verifier.
+type verifyFunc func(certs []*x509.Certificate, name string, now time.Time) error
+
+func (f verifyFunc) Verify(certs []*x509.Certificate, name string, now time.Time) error {
+	return f(certs, name, now)
+}
+
 // The check gets the request's host, or the configured ServerName, for
-// every request anew, and the peer's chain.
+// every request anew, and the peer's chain. The roots are read once per
+// request, after the first write to the server (so that reading them
+// overlaps the wait for its answer), not before.
 func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 	ca := newTestCA(t)
 	srv := newTLSServer(t, ca.serverCert(t, time.Now().Add(time.Hour), "127.0.0.1"))
 	var names []string
+	var writes, prefetches int
 	hc := systemClient(srv)
 	r := hc.Transport.(*systemRoots)
-	r.verify = func(certs []*x509.Certificate, name string, now time.Time) error {
-		names = append(names, name)
-		if len(certs) != 1 || !certs[0].Equal(srv.Certificate()) || time.Since(now) > time.Minute {
-			t.Errorf("verify got %d certificates (want the server's), time %v", len(certs), now)
+	dial := r.base.DialContext
+	r.base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		return countWrites{c, &writes}, err
+	}
+	r.prefetch = func() verifier {
+		prefetches++
+		if writes == 0 {
+			t.Error("the roots are read before anything was sent")
 		}
-		return nil
+		return verifyFunc(func(certs []*x509.Certificate, name string, now time.Time) error {
+			names = append(names, name)
+			if len(certs) != 1 || !certs[0].Equal(srv.Certificate()) || time.Since(now) > time.Minute {
+				t.Errorf("verify got %d certificates (want the server's), time %v", len(certs), now)
+			}
+			return nil
+		})
 	}
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	for _, host := range []string{"a.test", "b.test"} {
@@ -209,11 +231,38 @@ func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 	if err := post(hc, "https://a.test:"+port, ""); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(names, ","); got != "a.test,b.test,configured.test" {
-		t.Errorf("verified for %s, want a.test,b.test,configured.test", got)
+	if got := strings.Join(names, ","); got != "a.test,b.test,configured.test" || prefetches != 3 {
+		t.Errorf("verified for %s with %d readings of the roots, want a.test,b.test,configured.test and 3", got, prefetches)
 	}
 	if r.base.TLSClientConfig.InsecureSkipVerify || r.base.TLSClientConfig.VerifyConnection != nil {
 		t.Error("the shared transport's settings were changed")
+	}
+}
+
+// countWrites counts the writes to a connection.
+type countWrites struct {
+	net.Conn
+	n *int
+}
+
+func (c countWrites) Write(p []byte) (int, error) {
+	*c.n++
+	return c.Conn.Write(p)
+}
+
+// get starts the reading itself when nothing was written first (TLS
+// clients speak first, but the check must never lack its roots), and the
+// roots are read once.
+func TestRootsAhead_getStartsTheReading(t *testing.T) {
+	n := 0
+	a := &rootsAhead{prefetch: func() verifier { n++; return verifyFunc(nil) }}
+	if a.get() == nil || n != 1 {
+		t.Fatalf("get without start: read %d times", n)
+	}
+	a.start()
+	a.get()
+	if n != 1 {
+		t.Errorf("read %d times, want once", n)
 	}
 }
 
@@ -226,7 +275,9 @@ func TestSystemRoots_leavesOtherRequestsToTheBase(t *testing.T) {
 	called := 0
 	hc := withSystemRoots(schwab.NewHTTPClient(nil))
 	r := hc.Transport.(*systemRoots)
-	r.verify = func([]*x509.Certificate, string, time.Time) error { called++; return nil }
+	r.prefetch = func() verifier {
+		return verifyFunc(func([]*x509.Certificate, string, time.Time) error { called++; return nil })
+	}
 	if err := post(hc, plain.URL, ""); err != nil || called != 0 {
 		t.Errorf("plain http: err %v, verify called %d times; want neither", err, called)
 	}
@@ -258,8 +309,11 @@ func TestSystemRoots_leavesOtherRequestsToTheBase(t *testing.T) {
 func TestWithSystemRoots_wrapsTheTransport(t *testing.T) {
 	hc := withSystemRoots(schwab.NewHTTPClient(nil))
 	r, ok := hc.Transport.(*systemRoots)
-	if !ok || r.verify == nil {
-		t.Fatalf("transport is %T, want *systemRoots with a verify function", hc.Transport)
+	if !ok || r.prefetch == nil {
+		t.Fatalf("transport is %T, want *systemRoots reading the system roots", hc.Transport)
+	}
+	if _, ok := r.prefetch().(*sysroots.Prefetched); !ok {
+		t.Error("the roots are not sysroots'")
 	}
 	// Anything but an *http.Transport is left as it is.
 	other := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })}

@@ -45,36 +45,58 @@ func sources() source {
 	return s
 }
 
+// bundle is the first CA bundle of a source that could be read: its path
+// ("" when none could) and the DER of its certificate blocks, in order.
+type bundle struct {
+	path string
+	ders [][]byte
+}
+
+// readBundle reads and decodes the first readable bundle of s.
+func readBundle(s source) bundle {
+	for _, p := range s.bundles {
+		if data, err := os.ReadFile(p); err == nil {
+			return bundle{path: p, ders: certDERs(data)}
+		}
+	}
+	return bundle{}
+}
+
+// certDERs returns the DER of every block of data, a PEM file, that
+// x509.CertPool.AppendCertsFromPEM would try to parse: CERTIFICATE blocks
+// without headers.
+func certDERs(data []byte) [][]byte {
+	var ders [][]byte
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return ders
+		}
+		data = rest
+		if block.Type == "CERTIFICATE" && len(block.Headers) == 0 {
+			ders = append(ders, block.Bytes)
+		}
+	}
+}
+
 // verify verifies certs[0] with opts (Roots unset) against the roots of s
-// that can be parents in its chain: the bundle's, and when they are not
-// enough, the directories' too. The second verification has every
+// that can be parents in its chain: b's (s's bundle), and when they are
+// not enough, the directories' too. The second verification has every
 // candidate of the system, so its decision is the system pool's; the
 // first one's success is too, as more roots only add chains.
-func verify(s source, certs []*x509.Certificate, opts x509.VerifyOptions) error {
+func verify(s source, b bundle, certs []*x509.Certificate, opts x509.VerifyOptions) error {
 	want := parentsOf(certs)
 	opts.Roots = x509.NewCertPool()
-	bundle, data := readBundle(s.bundles)
-	want.addTo(opts.Roots, data)
+	want.addTo(opts.Roots, b.ders)
 	_, err := certs[0].Verify(opts)
 	if err == nil {
 		return nil
 	}
-	if want.addFromDirectories(opts.Roots, s, bundle) == 0 {
+	if want.addFromDirectories(opts.Roots, s, b.path) == 0 {
 		return err // no other root to try
 	}
 	_, err = certs[0].Verify(opts)
 	return err
-}
-
-// readBundle returns the path and contents of the first bundle that can
-// be read ("" and nil when none can).
-func readBundle(paths []string) (string, []byte) {
-	for _, p := range paths {
-		if data, err := os.ReadFile(p); err == nil {
-			return p, data
-		}
-	}
-	return "", nil
 }
 
 // parents is what a root must hold to take part in verifying a chain:
@@ -109,28 +131,23 @@ func (p parents) match(der []byte) bool {
 	return false
 }
 
-// addTo parses the certificates of data, a PEM file, that match and adds
-// them to pool, in their order; it returns how many it added. Like
-// x509.CertPool.AppendCertsFromPEM it takes only CERTIFICATE blocks
-// without headers and skips those that do not parse.
-func (p parents) addTo(pool *x509.CertPool, data []byte) int {
+// addTo parses the certificates of ders that match and adds them to
+// pool, in their order; it returns how many it added. Like
+// x509.CertPool.AppendCertsFromPEM it skips those that do not parse.
+func (p parents) addTo(pool *x509.CertPool, ders [][]byte) int {
 	added := 0
-	for {
-		block, rest := pem.Decode(data)
-		if block == nil {
-			return added
-		}
-		data = rest
-		if block.Type != "CERTIFICATE" || len(block.Headers) != 0 || !p.match(block.Bytes) {
+	for _, der := range ders {
+		if !p.match(der) {
 			continue
 		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+		cert, err := x509.ParseCertificate(der)
 		if err != nil {
 			continue
 		}
 		pool.AddCert(cert)
 		added++
 	}
+	return added
 }
 
 // addFromDirectories adds the matching certificates of every file of the
@@ -154,7 +171,7 @@ func (p parents) addFromDirectories(pool *x509.CertPool, s source, bundle string
 			if buf, err = readInto(buf, path); err != nil {
 				continue // a subdirectory or an unreadable file adds nothing
 			}
-			added += p.addTo(pool, buf)
+			added += p.addTo(pool, certDERs(buf))
 		}
 	}
 	return added

@@ -130,7 +130,7 @@ func newSystem(tb testing.TB, bundled [][]byte, extra map[string][]byte) *system
 func wholePool(tb testing.TB, s source) *x509.CertPool {
 	tb.Helper()
 	pool := x509.NewCertPool()
-	if _, data := readBundle(s.bundles); data != nil {
+	if data := firstReadable(s.bundles); data != nil {
 		pool.AppendCertsFromPEM(data)
 	}
 	for _, dir := range s.dirs {
@@ -142,6 +142,16 @@ func wholePool(tb testing.TB, s source) *x509.CertPool {
 		}
 	}
 	return pool
+}
+
+// firstReadable is the contents of the first of paths that can be read.
+func firstReadable(paths []string) []byte {
+	for _, p := range paths {
+		if data, err := os.ReadFile(p); err == nil {
+			return data
+		}
+	}
+	return nil
 }
 
 func opts(chain []*x509.Certificate, name string, at time.Time) x509.VerifyOptions {
@@ -211,7 +221,7 @@ func TestVerify_decidesAsTheWholePool(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sys := newSystem(t, bundled, tc.extra)
-			err := verify(sys.source, tc.chain, opts(tc.chain, tc.host, now))
+			err := verify(sys.source, readBundle(sys.source), tc.chain, opts(tc.chain, tc.host, now))
 			if got := err == nil; got != tc.wantOK {
 				t.Fatalf("verified %v (err %v), want %v", got, err, tc.wantOK)
 			}
@@ -234,11 +244,11 @@ func TestVerify_withoutBundle(t *testing.T) {
 	leaf := []*x509.Certificate{newLeaf(t, &root, time.Time{})}
 	sys := newSystem(t, nil, map[string][]byte{"local.pem": root.pem()})
 	sys.bundles = sys.bundles[:1] // only the missing one
-	if err := verify(sys.source, leaf, opts(leaf, "schwab.test", now)); err != nil {
+	if err := verify(sys.source, readBundle(sys.source), leaf, opts(leaf, "schwab.test", now)); err != nil {
 		t.Errorf("a root in the directory, no bundle: %v", err)
 	}
 	empty := source{bundles: []string{"/nonexistent/bundle"}, dirs: []string{"/nonexistent"}, readDir: os.ReadDir}
-	if err := verify(empty, leaf, opts(leaf, "schwab.test", now)); err == nil {
+	if err := verify(empty, readBundle(empty), leaf, opts(leaf, "schwab.test", now)); err == nil {
 		t.Error("no roots at all: verified")
 	}
 }
@@ -266,11 +276,11 @@ func TestParents_match(t *testing.T) {
 			t.Errorf("%s: match %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if n := p.addTo(x509.NewCertPool(), bytes.Join([][]byte{other.pem(), root.pem(), []byte("-----BEGIN CERTIFICATE-----\nnot base64!\n"), inter.pem()}, nil)); n != 2 {
+	if n := p.addTo(x509.NewCertPool(), certDERs(bytes.Join([][]byte{other.pem(), root.pem(), []byte("-----BEGIN CERTIFICATE-----\nnot base64!\n"), inter.pem()}, nil))); n != 2 {
 		t.Errorf("added %d certificates, want 2 (the root and the intermediate)", n)
 	}
 	broken := root.cert.Raw[:len(root.cert.Raw)-1] // holds the name, does not parse
-	if n := p.addTo(x509.NewCertPool(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: broken})); n != 0 {
+	if n := p.addTo(x509.NewCertPool(), [][]byte{broken}); n != 0 {
 		t.Errorf("a block that does not parse: added %d", n)
 	}
 }
@@ -282,7 +292,7 @@ func TestVerify_thisSystemsRoots(t *testing.T) {
 	if err != nil {
 		t.Skipf("crypto/x509 finds no system roots here: %v", err)
 	}
-	_, data := readBundle(sources().bundles)
+	data := firstReadable(sources().bundles)
 	if data == nil {
 		t.Skip("no CA bundle here")
 	}
@@ -299,7 +309,7 @@ func TestVerify_thisSystemsRoots(t *testing.T) {
 		chain := []*x509.Certificate{cert}
 		o := opts(chain, "", time.Now())
 		o.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
-		got := verify(sources(), chain, o)
+		got := verify(sources(), readBundle(sources()), chain, o)
 		o.Roots = system
 		if _, want := cert.Verify(o); (got == nil) != (want == nil) {
 			t.Errorf("%s: verified %v, crypto/x509 %v", cert.Subject, got, want)
@@ -358,15 +368,46 @@ func TestSources_environment(t *testing.T) {
 	}
 }
 
-// The first readable bundle counts, as in crypto/x509.
+// The first readable bundle counts, as in crypto/x509, and of it the
+// blocks crypto/x509 would parse.
 func TestReadBundle(t *testing.T) {
+	a, b := newCA(t, "A", nil), newCA(t, "B", nil)
 	dir := t.TempDir()
-	mustWrite(t, filepath.Join(dir, "b.pem"), []byte("b"))
-	if path, data := readBundle([]string{filepath.Join(dir, "missing"), dir, filepath.Join(dir, "b.pem")}); path != filepath.Join(dir, "b.pem") || string(data) != "b" {
-		t.Errorf("got %q %q, want the readable file after a missing one and a directory", path, data)
+	mustWrite(t, filepath.Join(dir, "b.pem"), bytes.Join([][]byte{[]byte("# roots\n"), a.pem(),
+		pem.EncodeToMemory(&pem.Block{Type: "TRUSTED CERTIFICATE", Bytes: b.cert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Headers: map[string]string{"Note": "x"}, Bytes: b.cert.Raw}),
+		b.pem()}, nil))
+	got := readBundle(source{bundles: []string{filepath.Join(dir, "missing"), dir, filepath.Join(dir, "b.pem")}})
+	if got.path != filepath.Join(dir, "b.pem") || len(got.ders) != 2 ||
+		!bytes.Equal(got.ders[0], a.cert.Raw) || !bytes.Equal(got.ders[1], b.cert.Raw) {
+		t.Errorf("got %q with %d certificates, want the readable file after a missing one and a directory, A then B", got.path, len(got.ders))
 	}
-	if path, data := readBundle([]string{filepath.Join(dir, "missing")}); path != "" || data != nil {
-		t.Errorf("nothing readable: got %q %q", path, data)
+	if got := readBundle(source{bundles: []string{filepath.Join(dir, "missing")}}); got.path != "" || got.ders != nil {
+		t.Errorf("nothing readable: got %+v", got)
+	}
+}
+
+// Prefetch reads the bundle the environment names when it is called.
+func TestPrefetch_readsTheBundleOfItsTime(t *testing.T) {
+	root := newCA(t, "Root", nil)
+	chain := []*x509.Certificate{newLeaf(t, &root, time.Time{})}
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "bundle.pem"), root.pem())
+	t.Setenv("SSL_CERT_FILE", filepath.Join(dir, "bundle.pem"))
+	t.Setenv("SSL_CERT_DIR", dir)
+	p := Prefetch()
+	t.Setenv("SSL_CERT_FILE", filepath.Join(dir, "missing.pem"))
+	if err := p.Verify(chain, "schwab.test", now); err != nil {
+		t.Errorf("prefetched bundle: %v", err)
+	}
+	if err := Prefetch().Verify(chain, "schwab.test", now); err != nil {
+		t.Errorf("the directory still holds the root: %v", err)
+	}
+	if err := os.Remove(filepath.Join(dir, "bundle.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Prefetch().Verify(chain, "schwab.test", now); err == nil {
+		t.Error("no bundle and an empty directory: verified")
 	}
 }
 
@@ -439,7 +480,7 @@ func TestReadInto(t *testing.T) {
 // system pool once per process: on Debian 12, 145 roots, 3.7 MB in
 // 37,600 allocations.
 func BenchmarkVerify(b *testing.B) {
-	_, system := readBundle(sources().bundles)
+	system := firstReadable(sources().bundles)
 	root := newCA(b, "Bench root", nil)
 	dir := b.TempDir()
 	mustWrite(b, filepath.Join(dir, "bundle.pem"), append(system, root.pem()...))
@@ -447,7 +488,7 @@ func BenchmarkVerify(b *testing.B) {
 	chain := []*x509.Certificate{newLeaf(b, &root, time.Time{})}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := verify(s, chain, opts(chain, "schwab.test", now)); err != nil {
+		if err := verify(s, readBundle(s), chain, opts(chain, "schwab.test", now)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -36,6 +36,31 @@ import (
 // RootCAs nil (x509.Certificate.Verify with certs[1:] as intermediates and
 // name as DNSName), with the roots read as the package comment says.
 func Verify(certs []*x509.Certificate, name string, now time.Time) error {
+	return Prefetch().Verify(certs, name, now)
+}
+
+// Prefetched is the CA bundle read and decoded ahead of a verification.
+// A client starts it when it has sent its first message to the server,
+// and the work overlaps the wait for the server's answer.
+type Prefetched struct {
+	ready  chan struct{}
+	source source
+	bundle bundle
+}
+
+// Prefetch starts reading the system's CA bundle in the background.
+func Prefetch() *Prefetched {
+	p := &Prefetched{ready: make(chan struct{}), source: sources()}
+	go func() {
+		defer close(p.ready)
+		p.bundle = readBundle(p.source)
+	}()
+	return p
+}
+
+// Verify is the package's Verify, with the bundle p read (it waits for
+// that to finish).
+func (p *Prefetched) Verify(certs []*x509.Certificate, name string, now time.Time) error {
 	if len(certs) == 0 {
 		return errors.New("the server sent no certificate")
 	}
@@ -48,5 +73,6 @@ func Verify(certs []*x509.Certificate, name string, now time.Time) error {
 	for _, c := range certs[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	return verify(sources(), certs, opts)
+	<-p.ready
+	return verify(p.source, p.bundle, certs, opts)
 }
