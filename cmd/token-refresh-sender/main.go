@@ -47,7 +47,12 @@ func main() {
 //     environment: every extra processor keeps its own caches of memory
 //     spans and of exited goroutines with their stacks. On 2 CPUs that was
 //     0.3-0.4 MB more private memory after the first cycle and after 300
-//     refreshes (bench/perf), for no gain in start-up time.
+//     refreshes (bench/perf), for no gain in start-up time. This call
+//     comes after the runtime made its processors and ran its first
+//     goroutines on them, which in about half of the processes leaves
+//     0.4-0.5 MB more for good; the shipped systemd unit, launchd agent
+//     and run script therefore set GOMAXPROCS=1 in the environment, so
+//     that the runtime starts with one.
 //   - No heap profiling: nothing here ever writes a heap profile, and its
 //     sample records cost memory that is never given back. The rate must
 //     be set before the allocations it would sample.

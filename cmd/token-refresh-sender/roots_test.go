@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,7 +201,8 @@ func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 	ca := newTestCA(t)
 	srv := newTLSServer(t, ca.serverCert(t, time.Now().Add(time.Hour), "127.0.0.1"))
 	var names []string
-	var writes, prefetches int
+	var writes atomic.Int32 // the request's body is written by another goroutine
+	var prefetches int
 	hc := systemClient(srv)
 	r := hc.Transport.(*systemRoots)
 	dial := r.base.DialContext
@@ -210,7 +212,7 @@ func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 	}
 	r.prefetch = func() verifier {
 		prefetches++
-		if writes == 0 {
+		if writes.Load() == 0 {
 			t.Error("the roots are read before anything was sent")
 		}
 		return verifyFunc(func(certs []*x509.Certificate, name string, now time.Time) error {
@@ -242,11 +244,11 @@ func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 // countWrites counts the writes to a connection.
 type countWrites struct {
 	net.Conn
-	n *int
+	n *atomic.Int32
 }
 
 func (c countWrites) Write(p []byte) (int, error) {
-	*c.n++
+	c.n.Add(1)
 	return c.Conn.Write(p)
 }
 
