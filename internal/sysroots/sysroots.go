@@ -18,7 +18,9 @@
 // The CA bundle comes first; the certificate directories (on Debian 146
 // files repeating the bundle) are read only when the bundle's roots do
 // not verify the chain. Nothing is kept between calls: an updated CA
-// bundle counts at the next connection.
+// bundle counts at the next connection. Prefetch reads and decodes the
+// bundle in the background, so that a client can overlap that work with
+// the wait for the server's certificate.
 //
 // Outside Linux the platform's own roots and verifier are used, as
 // crypto/tls uses them.
