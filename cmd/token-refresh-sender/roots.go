@@ -13,9 +13,9 @@ import (
 )
 
 // withSystemRoots makes hc, a schwab.NewHTTPClient(nil), check servers
-// against the system roots with sysroots.Verify: crypto/tls's decision,
-// without parsing the ~145 roots that cannot be in the server's chain
-// (about 3 ms and 1.8 MB of garbage for each token request otherwise).
+// against the system roots with sysroots (Prefetched.Verify): crypto/tls's
+// decision, without parsing the ~145 roots that cannot be in the server's
+// chain (4.6 ms and 1.4 MB of garbage for each token request before).
 func withSystemRoots(hc *http.Client) *http.Client {
 	if t, ok := hc.Transport.(*http.Transport); ok {
 		hc.Transport = &systemRoots{base: t, prefetch: func() verifier { return sysroots.Prefetch() }}

@@ -195,25 +195,25 @@ func (f verifyFunc) Verify(certs []*x509.Certificate, name string, now time.Time
 
 // The check gets the request's host, or the configured ServerName, for
 // every request anew, and the peer's chain. The roots are read once per
-// request, after the first write to the server (so that reading them
-// overlaps the wait for its answer), not before.
+// request, after the first write to the server and before its answer is
+// read (so that reading them overlaps the wait for it).
 func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 	ca := newTestCA(t)
 	srv := newTLSServer(t, ca.serverCert(t, time.Now().Add(time.Hour), "127.0.0.1"))
 	var names []string
-	var writes atomic.Int32 // the request's body is written by another goroutine
+	var writes, reads atomic.Int32 // the request's body is written by another goroutine
 	var prefetches int
 	hc := systemClient(srv)
 	r := hc.Transport.(*systemRoots)
 	dial := r.base.DialContext
 	r.base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
-		return countWrites{c, &writes}, err
+		return countIO{c, &writes, &reads}, err
 	}
 	r.prefetch = func() verifier {
 		prefetches++
-		if writes.Load() == 0 {
-			t.Error("the roots are read before anything was sent")
+		if writes.Load() == 0 || reads.Load() != 0 {
+			t.Errorf("the roots are read after %d writes and %d reads, want after the first write, before any read", writes.Load(), reads.Load())
 		}
 		return verifyFunc(func(certs []*x509.Certificate, name string, now time.Time) error {
 			names = append(names, name)
@@ -225,11 +225,15 @@ func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 	}
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	for _, host := range []string{"a.test", "b.test"} {
+		writes.Store(0)
+		reads.Store(0)
 		if err := post(hc, "https://"+net.JoinHostPort(host, port), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r.base.TLSClientConfig.ServerName = "configured.test"
+	writes.Store(0)
+	reads.Store(0)
 	if err := post(hc, "https://a.test:"+port, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -241,15 +245,21 @@ func TestSystemRoots_nameOfEachRequest(t *testing.T) {
 	}
 }
 
-// countWrites counts the writes to a connection.
-type countWrites struct {
+// countIO counts the writes to a connection and the reads from it.
+type countIO struct {
 	net.Conn
-	n *atomic.Int32
+	writes, reads *atomic.Int32
 }
 
-func (c countWrites) Write(p []byte) (int, error) {
-	c.n.Add(1)
+func (c countIO) Write(p []byte) (int, error) {
+	c.writes.Add(1)
 	return c.Conn.Write(p)
+}
+
+func (c countIO) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.reads.Add(1)
+	return n, err
 }
 
 // get starts the reading itself when nothing was written first (TLS
@@ -274,14 +284,15 @@ func TestRootsAhead_getStartsTheReading(t *testing.T) {
 func TestSystemRoots_leavesOtherRequestsToTheBase(t *testing.T) {
 	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer plain.Close()
-	called := 0
+	called, prefetches := 0, 0
 	hc := withSystemRoots(schwab.NewHTTPClient(nil))
 	r := hc.Transport.(*systemRoots)
 	r.prefetch = func() verifier {
+		prefetches++
 		return verifyFunc(func([]*x509.Certificate, string, time.Time) error { called++; return nil })
 	}
-	if err := post(hc, plain.URL, ""); err != nil || called != 0 {
-		t.Errorf("plain http: err %v, verify called %d times; want neither", err, called)
+	if err := post(hc, plain.URL, ""); err != nil || called != 0 || prefetches != 0 {
+		t.Errorf("plain http: err %v, roots read %d times, verify called %d times; want none", err, prefetches, called)
 	}
 
 	proxyErr := errors.New("proxy setting refused")
@@ -327,3 +338,28 @@ func TestWithSystemRoots_wrapsTheTransport(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Every handshake presents the server's chain to the check: a session
+// cache in the base settings is not used, so no connection resumes a
+// session (whose chain would not be shown again).
+func TestSystemRoots_noSessionResumption(t *testing.T) {
+	ca := newTestCA(t)
+	trustOnly(t, ca)
+	resumed := make(chan bool, 4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		resumed <- r.TLS.DidResume
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, time.Now().Add(time.Hour), "127.0.0.1")}}
+	srv.StartTLS()
+	defer srv.Close()
+	hc := withSystemRoots(schwab.NewHTTPClient(nil))
+	hc.Transport.(*systemRoots).base.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	for i := range 3 {
+		if err := post(hc, srv.URL, ""); err != nil {
+			t.Fatal(err)
+		}
+		if <-resumed {
+			t.Errorf("request %d resumed a TLS session", i+1)
+		}
+	}
+}

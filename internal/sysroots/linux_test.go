@@ -322,10 +322,10 @@ func TestVerify_thisSystemsRoots(t *testing.T) {
 func TestVerify_refusesWithoutNameOrCertificate(t *testing.T) {
 	root := newCA(t, "Root", nil)
 	leaf := newLeaf(t, &root, time.Time{})
-	if err := Verify(nil, "schwab.test", now); err == nil {
+	if err := Prefetch().Verify(nil, "schwab.test", now); err == nil {
 		t.Error("no certificate: verified")
 	}
-	if err := Verify([]*x509.Certificate{leaf}, "", now); err == nil || !strings.Contains(err.Error(), "server name") {
+	if err := Prefetch().Verify([]*x509.Certificate{leaf}, "", now); err == nil || !strings.Contains(err.Error(), "server name") {
 		t.Errorf("no name: %v, want a refusal naming the server name", err)
 	}
 }
@@ -339,16 +339,16 @@ func TestVerify_usesTheEnvironmentsRoots(t *testing.T) {
 	mustWrite(t, filepath.Join(dir, "bundle.pem"), root.pem())
 	t.Setenv("SSL_CERT_FILE", filepath.Join(dir, "bundle.pem"))
 	t.Setenv("SSL_CERT_DIR", dir)
-	if err := Verify(chain, "schwab.test", now); err != nil {
+	if err := Prefetch().Verify(chain, "schwab.test", now); err != nil {
 		t.Errorf("a chain to the bundle's root: %v", err)
 	}
-	if err := Verify(chain[:1], "schwab.test", now); err == nil {
+	if err := Prefetch().Verify(chain[:1], "schwab.test", now); err == nil {
 		t.Error("without the intermediate: verified")
 	}
-	if err := Verify(chain, "other.test", now); err == nil {
+	if err := Prefetch().Verify(chain, "other.test", now); err == nil {
 		t.Error("another name: verified")
 	}
-	if err := Verify(chain, "schwab.test", time.Unix(1950000000, 0)); err == nil {
+	if err := Prefetch().Verify(chain, "schwab.test", time.Unix(1950000000, 0)); err == nil {
 		t.Error("after the leaf expired: verified")
 	}
 }

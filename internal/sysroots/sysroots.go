@@ -32,15 +32,6 @@ import (
 	"time"
 )
 
-// Verify checks a server's chain as presented (the leaf first, then the
-// certificates sent with it) for the server name name at now, against the
-// system roots: what crypto/tls does when it verifies a server with
-// RootCAs nil (x509.Certificate.Verify with certs[1:] as intermediates and
-// name as DNSName), with the roots read as the package comment says.
-func Verify(certs []*x509.Certificate, name string, now time.Time) error {
-	return Prefetch().Verify(certs, name, now)
-}
-
 // Prefetched is the CA bundle read and decoded ahead of a verification.
 // A client starts it when it has sent its first message to the server,
 // and the work overlaps the wait for the server's answer.
@@ -60,8 +51,12 @@ func Prefetch() *Prefetched {
 	return p
 }
 
-// Verify is the package's Verify, with the bundle p read (it waits for
-// that to finish).
+// Verify checks a server's chain as presented (the leaf first, then the
+// certificates sent with it) for the server name name at now, against the
+// system roots: what crypto/tls does when it verifies a server with
+// RootCAs nil (x509.Certificate.Verify with certs[1:] as intermediates and
+// name as DNSName), with the roots read as the package comment says. It
+// waits for p's reading of the bundle to finish.
 func (p *Prefetched) Verify(certs []*x509.Certificate, name string, now time.Time) error {
 	if len(certs) == 0 {
 		return errors.New("the server sent no certificate")
